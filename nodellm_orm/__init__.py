@@ -1,0 +1,1 @@
+"""nodellm-orm: persist LLM conversations in SQL."""

@@ -1,0 +1,92 @@
+"""One error hierarchy for every provider.
+
+Each error carries the provider's name, the HTTP status code (None when no response arrived)
+and the provider's own message, so callers can branch on type and users can read what went
+wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LLMError(Exception):
+    """Base of every error the LLM client raises."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        body: Any = None,
+    ) -> None:
+        self.message = message
+        self.provider = provider
+        self.status_code = status_code
+        self.body = body
+        prefix = f"[{provider}] " if provider else ""
+        suffix = f" (HTTP {status_code})" if status_code is not None else ""
+        super().__init__(f"{prefix}{message}{suffix}")
+
+
+class ConfigurationError(LLMError):
+    """The client is set up wrongly: unknown provider, missing API key, bad option."""
+
+
+class APIError(LLMError):
+    """The provider answered with an error status."""
+
+
+class BadRequestError(APIError):
+    """400/404/422: the request itself is wrong; retrying will not help."""
+
+
+class AuthenticationError(APIError):
+    """401/403: the API key is missing, wrong or lacks permission."""
+
+
+class RateLimitError(APIError):
+    """429: too many requests or tokens; retried with backoff."""
+
+
+class ServerError(APIError):
+    """5xx (and 529 overloaded): the provider failed; retried with backoff."""
+
+
+class TimeoutError(LLMError):
+    """The request took longer than the configured timeout; retried."""
+
+
+class ConnectionError(LLMError):
+    """No response arrived: DNS, refused connection, reset."""
+
+
+class ToolError(LLMError):
+    """A tool failed and a hook decided to stop the turn."""
+
+
+class ToolCallLimitError(LLMError):
+    """The model asked for more tool calls than max_tool_calls allows."""
+
+
+def error_for_status(
+    status_code: int, message: str, *, provider: str | None, body: Any = None
+) -> APIError:
+    """Map an HTTP status to the error type a caller can branch on."""
+    cls: type[APIError]
+    if status_code in (401, 403):
+        cls = AuthenticationError
+    elif status_code == 429:
+        cls = RateLimitError
+    elif status_code >= 500:
+        cls = ServerError
+    elif status_code >= 400:
+        cls = BadRequestError
+    else:
+        cls = APIError
+    return cls(message, provider=provider, status_code=status_code, body=body)
+
+
+def is_retryable(error: BaseException) -> bool:
+    return isinstance(error, RateLimitError | ServerError | TimeoutError | ConnectionError)

@@ -1,0 +1,237 @@
+"""A provider is two things: where and how to authenticate, and the wire protocol it speaks.
+
+`WireProtocol` is pure translation (request -> JSON body, JSON body or one SSE event ->
+`StreamDelta`s) and never does I/O, so it is tested with plain dicts. `Provider` owns the I/O:
+the base URL, the auth headers, one shared `httpx.AsyncClient`, retries and error mapping.
+OpenAI-compatible providers (OpenRouter, DeepSeek, Ollama) are a `Provider` subclass with a
+different base URL and headers over the same protocol object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from .. import errors
+from ..messages import ChatRequest, StreamDelta
+from ..sse import SSEEvent, iter_sse
+
+
+class WireProtocol(ABC):
+    """How one API family encodes requests, responses and stream events."""
+
+    @abstractmethod
+    def path(self, request: ChatRequest) -> str:
+        """The endpoint path relative to the provider's base URL (may include a query)."""
+
+    @abstractmethod
+    def render(self, request: ChatRequest) -> dict[str, Any]:
+        """The JSON body for `request` (streaming or not, as `request.stream` says)."""
+
+    @abstractmethod
+    def parse_response(self, body: dict[str, Any]) -> list[StreamDelta]:
+        """A whole non-streaming response body, as deltas the accumulator folds."""
+
+    @abstractmethod
+    def parse_event(self, event: SSEEvent, state: dict[str, Any]) -> list[StreamDelta]:
+        """One SSE event. `state` is private to one stream (e.g. block index -> tool call).
+
+        Raise an `errors.APIError` for an error event sent mid-stream.
+        """
+
+    def error_message(self, body: Any) -> str:
+        """The human message inside an error body (the common `{"error": {"message"}}`)."""
+        if isinstance(body, dict):
+            err = body.get("error", body)
+            if isinstance(err, dict):
+                msg = err.get("message") or err.get("error")
+                if msg:
+                    return str(msg)
+            elif isinstance(err, str):
+                return err
+        if isinstance(body, list) and body:
+            return self.error_message(body[0])
+        return str(body) if body else "request failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter on 429, 5xx, timeouts and dropped connections.
+
+    `attempts` counts every try, the first included; `Retry-After` wins over the computed delay
+    (capped at `max_delay`).
+    """
+
+    attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    jitter: float = 0.25
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        backoff = min(self.base_delay * (2**attempt), self.max_delay)
+        return backoff * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    import datetime as _dt
+
+    return float((when - _dt.datetime.now(_dt.UTC)).total_seconds())
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One provider round trip that got a success status; `deltas` yields its content."""
+
+    status_code: int
+    deltas: AsyncIterator[StreamDelta]
+
+
+class Provider:
+    """Where a provider lives and how to authenticate, plus the protocol it speaks."""
+
+    name: ClassVar[str]
+    protocol: ClassVar[WireProtocol]
+    default_base_url: ClassVar[str]
+    default_model: ClassVar[str] = ""
+    # The environment variable holding the API key; None when the provider needs no key.
+    api_key_env: ClassVar[str | None] = None
+    base_url_env: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        http: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+        request_timeout: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.api_key = api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
+        if self.api_key_env and not self.api_key:
+            raise errors.ConfigurationError(
+                f"no API key for provider {self.name!r}: set {self.api_key_env} or pass api_key=",
+                provider=self.name,
+            )
+        env_base = os.environ.get(self.base_url_env) if self.base_url_env else None
+        self.base_url = (base_url or env_base or self.default_base_url).rstrip("/")
+        self.http = http or httpx.AsyncClient()
+        self.retry = retry or RetryPolicy()
+        self.request_timeout = request_timeout
+        self.extra_headers = dict(headers or {})
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate a request; Bearer by default."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def url(self, request: ChatRequest) -> str:
+        return f"{self.base_url}/{self.protocol.path(request).lstrip('/')}"
+
+    def headers(self, request: ChatRequest) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            **self.auth_headers(),
+            **self.extra_headers,
+            **request.headers,
+        }
+
+    async def open(self, request: ChatRequest) -> Exchange:
+        """Send `request`, retrying per the policy until a success status or a final error."""
+        body = self.protocol.render(request)
+        attempts = max(1, self.retry.attempts)
+        for attempt in range(attempts):
+            retry_after: float | None = None
+            try:
+                response = await self.http.send(
+                    self.http.build_request(
+                        "POST",
+                        self.url(request),
+                        json=body,
+                        headers=self.headers(request),
+                        timeout=self.request_timeout
+                        if self.request_timeout is not None
+                        else httpx.USE_CLIENT_DEFAULT,
+                    ),
+                    stream=True,
+                )
+            except httpx.TimeoutException as exc:
+                error: errors.LLMError = errors.TimeoutError(
+                    f"request timed out: {exc}", provider=self.name
+                )
+            except httpx.TransportError as exc:
+                error = errors.ConnectionError(f"connection failed: {exc}", provider=self.name)
+            else:
+                if response.status_code < 400:
+                    return Exchange(response.status_code, self._deltas(response, request))
+                error = await self._error(response)
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if attempt + 1 >= attempts or not errors.is_retryable(error):
+                raise error
+            await asyncio.sleep(self.retry.delay(attempt, retry_after))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _error(self, response: httpx.Response) -> errors.APIError:
+        try:
+            raw = await response.aread()
+        finally:
+            await response.aclose()
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        return errors.error_for_status(
+            response.status_code,
+            self.protocol.error_message(body),
+            provider=self.name,
+            body=body,
+        )
+
+    async def _deltas(
+        self, response: httpx.Response, request: ChatRequest
+    ) -> AsyncIterator[StreamDelta]:
+        try:
+            if not request.stream:
+                raw = await response.aread()
+                try:
+                    body = json.loads(raw)
+                except ValueError as exc:
+                    raise errors.APIError(
+                        f"response is not JSON: {raw[:200]!r}",
+                        provider=self.name,
+                        status_code=response.status_code,
+                    ) from exc
+                for delta in self.protocol.parse_response(body):
+                    yield delta
+                return
+            state: dict[str, Any] = {}
+            async for event in iter_sse(response.aiter_lines()):
+                for delta in self.protocol.parse_event(event, state):
+                    yield delta
+        except httpx.TimeoutException as exc:
+            raise errors.TimeoutError(f"stream timed out: {exc}", provider=self.name) from exc
+        except httpx.TransportError as exc:
+            raise errors.ConnectionError(f"stream broke: {exc}", provider=self.name) from exc
+        finally:
+            await response.aclose()

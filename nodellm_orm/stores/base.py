@@ -1,0 +1,154 @@
+"""The storage port: the few operations the ORM needs, and nothing more.
+
+The ORM is written once against this protocol; `SqlStore` (SQLAlchemy Core: SQLite,
+PostgreSQL) and `PrismaStore` (a prisma-client-py client) implement it over the same physical
+schema.
+
+Conventions every backend follows:
+- Rows go in as dicts keyed by the schema's field names (`chatId`, `createdAt`...), with Python
+  values: `datetime` (UTC, naive or aware) for DateTime fields, any JSON-serialisable value for
+  Json fields (`metadata`), which the backend encodes (JSONB on PostgreSQL, text on SQLite).
+  The ORM always supplies `id`, `createdAt` (and `updatedAt`) itself; backends do not default
+  them.
+- Records come out as the dataclasses of `nodellm_orm.orm.records` (the prisma backend may hand
+  out its generated models, which have the same attribute names).
+- Messages are ordered by (`createdAt`, `id`). The ORM's ids are time-ordered (UUIDv7), so rows
+  written in the same millisecond keep their order. On SQLite, DateTime may be stored as
+  INTEGER epoch milliseconds (Prisma's native engine; what we write) or ISO-8601 text (Prisma's
+  JS driver adapters): backends read both and order both correctly in one table.
+- Each method is one round trip (one SQL statement, or one transaction where it says so), so
+  the ORM's statement count per turn is what it calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from ..orm.options import TableNames
+from ..orm.records import (
+    AgentSessionRecord,
+    ChatRecord,
+    MessageRecord,
+    RequestRecord,
+    ToolCallRecord,
+    UsageTotals,
+)
+
+Row = dict[str, Any]
+# (createdAt, id) of the last message the caller has seen.
+Cursor = tuple[datetime, str]
+
+
+class StoreError(Exception):
+    """A store was asked for something its database does not have (table, column)."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """One database, bound to one set of table names."""
+
+    @property
+    def dialect(self) -> str:
+        """'sqlite' or 'postgresql' (or 'mysql' where a backend supports it)."""
+        ...
+
+    async def bind(self, table_names: TableNames) -> Store:
+        """A store over the given tables (defaults where None), checked to exist.
+
+        Raises StoreError naming the missing table/delegate and listing the available ones.
+        Cheap to call repeatedly: what it learns about the database is cached.
+        """
+        ...
+
+    async def chat_columns(self) -> frozenset[str]:
+        """Every column of the chat table, custom ones (userId...) included."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """Run every call made inside the block in one transaction (nested calls join it)."""
+        ...
+
+    # chats
+    async def create_chat(self, row: Row) -> ChatRecord: ...
+    async def get_chat(self, chat_id: str) -> ChatRecord | None: ...
+    async def update_chat(self, chat_id: str, values: Row) -> None: ...
+    async def delete_chat(self, chat_id: str) -> bool:
+        """Delete the chat and, by cascade, everything under it. False if it did not exist."""
+        ...
+
+    async def list_chats(self, *, limit: int = 50, offset: int = 0) -> list[ChatRecord]:
+        """Newest first."""
+        ...
+
+    # messages
+    async def begin_turn(self, chat_id: str, rows: Sequence[Row]) -> int:
+        """Insert `rows` (a turn's user message and assistant placeholder) in ONE statement.
+
+        Returns how many messages the chat had besides these rows, read in that same
+        statement, so the caller learns whether another writer added messages without paying
+        an extra round trip.
+        """
+        ...
+
+    async def insert_messages(self, rows: Sequence[Row]) -> None:
+        """Insert message rows in one statement (import, seeding)."""
+        ...
+
+    async def list_messages(
+        self, chat_id: str, *, after: Cursor | None = None
+    ) -> list[MessageRecord]:
+        """The chat's messages in (createdAt, id) order; only those after `after` if given."""
+        ...
+
+    async def count_messages(self, chat_id: str) -> int: ...
+
+    async def update_message(self, message_id: str, values: Row) -> None: ...
+
+    async def delete_message(self, message_id: str) -> None: ...
+
+    # tool calls
+    async def create_tool_calls(self, rows: Sequence[Row]) -> None:
+        """Insert tool-call rows in one statement."""
+        ...
+
+    async def set_tool_results(self, results: Sequence[tuple[str, str]]) -> None:
+        """Set `result` of tool-call rows, given (row id, result) pairs, in one statement."""
+        ...
+
+    async def list_tool_calls(self, message_ids: Sequence[str]) -> list[ToolCallRecord]:
+        """Tool calls of the given messages in (createdAt, id) order."""
+        ...
+
+    # requests
+    async def create_requests(self, rows: Sequence[Row]) -> None:
+        """Insert request rows in one statement."""
+        ...
+
+    async def finish_turn(self, message_id: str, values: Row, requests: Sequence[Row]) -> None:
+        """In one transaction: update the assistant message, insert the turn's request rows.
+
+        Two statements (one when `requests` is empty).
+        """
+        ...
+
+    async def list_requests(self, chat_id: str) -> list[RequestRecord]: ...
+
+    async def usage(self, chat_id: str | None = None) -> UsageTotals:
+        """Sums over request rows: one chat's, or the whole database's when None."""
+        ...
+
+    # agent sessions
+    async def create_agent_session(self, chat_row: Row, session_row: Row) -> AgentSessionRecord:
+        """Create the session's chat and the session in one transaction."""
+        ...
+
+    async def get_agent_session(self, session_id: str) -> AgentSessionRecord | None: ...
+
+    async def update_agent_session(self, session_id: str, values: Row) -> None: ...
+
+    async def close(self) -> None:
+        """Release connections this store opened itself (never a user-supplied client)."""
+        ...
