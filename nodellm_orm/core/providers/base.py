@@ -79,7 +79,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_delay)
-        backoff = min(self.base_delay * (2**attempt), self.max_delay)
+        backoff: float = min(self.base_delay * 2.0**attempt, self.max_delay)
         return backoff * (1 + random.uniform(-self.jitter, self.jitter))
 
 
