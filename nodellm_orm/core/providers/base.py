@@ -14,7 +14,7 @@ import json
 import os
 import random
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -105,7 +105,7 @@ class Exchange:
     """One provider round trip that got a success status; `deltas` yields its content."""
 
     status_code: int
-    deltas: AsyncIterator[StreamDelta]
+    deltas: AsyncGenerator[StreamDelta, None]
 
 
 class Provider:
@@ -210,7 +210,7 @@ class Provider:
 
     async def _deltas(
         self, response: httpx.Response, request: ChatRequest
-    ) -> AsyncIterator[StreamDelta]:
+    ) -> AsyncGenerator[StreamDelta, None]:
         try:
             if not request.stream:
                 raw = await response.aread()
