@@ -221,28 +221,37 @@ class OpenAIProtocol(WireProtocol):
 
     @staticmethod
     def _tool_call_delta(call: dict[str, Any], state: dict[str, Any]) -> ToolCallDelta:
-        """One streamed piece of a tool call, keyed by the call's position in the turn.
+        """One streamed piece of a tool call, keyed by the call's slot in the turn.
 
-        OpenAI numbers calls with `index`; some compatible servers omit it and send each call
-        whole with its own id, so an unseen id opens the next position instead of merging into
-        position 0.
+        OpenAI numbers calls with `index` and gives the id only on a call's first piece. Ollama
+        sends each call whole, with its own id, but numbers every one `index: 0` (older
+        versions left `index` out), so a new id at an occupied or missing index opens the next
+        free slot instead of merging two calls into one.
         """
-        by_id: dict[str, int] = state.setdefault("tool_index_by_id", {})
+        slot_of_id: dict[str, int] = state.setdefault("tool_slot_of_id", {})
+        slot_of_index: dict[int, int] = state.setdefault("tool_slot_of_index", {})
         call_id = call.get("id") or None
         index = call.get("index")
-        if not isinstance(index, int):
-            if call_id is not None and call_id in by_id:
-                index = by_id[call_id]
-            elif call_id is not None:
-                index = max(by_id.values(), default=-1) + 1
-            else:
-                index = int(state.get("last_tool_index", 0))
+        wire_index = index if isinstance(index, int) and not isinstance(index, bool) else None
         if call_id is not None:
-            by_id.setdefault(call_id, index)
-        state["last_tool_index"] = index
+            slot = slot_of_id.get(call_id)
+            if slot is None:
+                taken = set(slot_of_id.values())
+                if wire_index is not None and wire_index not in taken:
+                    slot = wire_index
+                else:
+                    slot = max(taken, default=-1) + 1
+                slot_of_id[call_id] = slot
+        elif wire_index is not None:
+            slot = slot_of_index.get(wire_index, wire_index)
+        else:
+            slot = int(state.get("tool_last_slot", 0))
+        if wire_index is not None:
+            slot_of_index[wire_index] = slot
+        state["tool_last_slot"] = slot
         function: dict[str, Any] = call.get("function") or {}
         return ToolCallDelta(
-            index=index,
+            index=slot,
             id=call_id,
             name=function.get("name") or None,
             arguments=_arguments_text(function.get("arguments")),
