@@ -33,11 +33,13 @@ __all__ = [
     "ENGINE_VERSION",
     "GeneratedClient",
     "PrismaCommandError",
+    "dummy_database_url",
     "generate_client",
     "import_client",
     "node_available",
     "offline_env",
     "run_prisma",
+    "schema_provider",
 ]
 
 ENGINE_VERSION = "393aa359c9ad4a4bb28630fb5613f9c281cde053"
