@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel
 
+from nodellm_orm import Tool, create_llm
 from nodellm_orm.core import errors
 from nodellm_orm.core.messages import (
     ChatRequest,
@@ -700,3 +702,143 @@ async def test_ollama_model_not_found() -> None:
     assert caught.value.status_code == 404
     assert caught.value.provider == "ollama"
     assert caught.value.message == 'model "llama3.2" not found, try pulling it first'
+
+
+# -- end to end through the core chat ----------------------------------------------------------
+
+
+class Weather(Tool):
+    name = "get_weather"
+    description = "Current weather for a city"
+
+    class Params(BaseModel):
+        city: str
+        unit: str = "celsius"
+
+    def execute(self, params: Weather.Params) -> str:
+        return f"{params.city}: {len(params.city) * 3}°{params.unit[0].upper()}"
+
+
+class LocalTime(Tool):
+    name = "get_time"
+    description = "Current local time in a time zone"
+
+    class Params(BaseModel):
+        timezone: str
+
+    def execute(self, params: LocalTime.Params) -> str:
+        return f"14:05 in {params.timezone}"
+
+
+def final_text(name: str) -> str:
+    body: dict[str, Any] = json.loads(wire(name))
+    content: str = body["choices"][0]["message"]["content"]
+    return content
+
+
+@pytest.mark.parametrize(
+    ("provider", "url", "first", "final"),
+    [
+        (
+            "openai",
+            "https://api.openai.com/v1/chat/completions",
+            "completion_tool_calls.json",
+            "completion.json",
+        ),
+        (
+            "openrouter",
+            "https://openrouter.ai/api/v1/chat/completions",
+            "completion_tool_calls.json",
+            "openrouter_completion.json",
+        ),
+        (
+            "deepseek",
+            "https://api.deepseek.com/v1/chat/completions",
+            "completion_tool_calls.json",
+            "deepseek_completion.json",
+        ),
+        (
+            "ollama",
+            "http://localhost:11434/v1/chat/completions",
+            "ollama_tool_calls.json",
+            "ollama_completion.json",
+        ),
+    ],
+)
+async def test_tool_round_trip_through_core_chat(
+    provider: str, url: str, first: str, final: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_BASE", raising=False)
+    monkeypatch.delenv("OLLAMA_API_BASE", raising=False)
+    server = Server([json_reply(first), json_reply(final)])
+    llm = create_llm(
+        provider=provider,
+        api_key=None if provider == "ollama" else "k",
+        http=server.client(),
+        retry=FAST,
+    )
+    chat = llm.chat().with_tool(Weather)
+
+    response = await chat.ask("Weather in Paris and Tokyo?")
+
+    assert [str(r.url) for r in server.requests] == [url, url]
+    first_calls = json.loads(wire(first))["choices"][0]["message"]["tool_calls"]
+    ids = [c["id"] for c in first_calls]
+    second = server.body(1)
+    assert second["tools"][0]["function"]["name"] == "get_weather"
+    user, assistant, *results = second["messages"]
+    assert user == {"role": "user", "content": "Weather in Paris and Tokyo?"}
+    assert assistant["role"] == "assistant"
+    assert not assistant["content"]
+    assert [c["id"] for c in assistant["tool_calls"]] == ids
+    assert [json.loads(c["function"]["arguments"])["city"] for c in assistant["tool_calls"]] == [
+        "Paris",
+        "Tokyo",
+    ]
+    assert results == [
+        {"role": "tool", "tool_call_id": ids[0], "content": "Paris: 15°C"},
+        {"role": "tool", "tool_call_id": ids[1], "content": "Tokyo: 15°C"},
+    ]
+    if provider == "ollama":
+        assert "authorization" not in server.requests[0].headers
+    else:
+        assert server.requests[0].headers["authorization"] == "Bearer k"
+
+    assert response.content == final_text(final)
+    assert response.provider == provider
+    assert response.tool_calls == []
+    final_usage = json.loads(wire(final))["usage"]
+    assert response.usage.input_tokens == final_usage["prompt_tokens"]
+    assert response.usage.output_tokens == final_usage["completion_tokens"]
+    if provider == "openrouter":
+        assert response.usage.cost == final_usage["cost"]
+
+
+async def test_streamed_tool_round_trip_through_core_chat() -> None:
+    server = Server([sse_reply("stream_tool_calls.sse"), sse_reply("stream_text.sse")])
+    llm = create_llm(provider="openai", api_key="k", http=server.client(), retry=FAST)
+    chat = llm.chat("gpt-4o-mini").with_tool(Weather).with_tool(LocalTime)
+
+    chunks = [chunk async for chunk in chat.stream("Weather in Paris, time in Tokyo")]
+
+    assert all(server.body(i)["stream_options"] == {"include_usage": True} for i in (0, 1))
+    messages = server.body(1)["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool"]
+    assert messages[1]["content"] is None
+    assert [
+        (c["function"]["name"], json.loads(c["function"]["arguments"]))
+        for c in messages[1]["tool_calls"]
+    ] == [("get_weather", {"city": "Paris"}), ("get_time", {"timezone": "Asia/Tokyo"})]
+    assert messages[2:] == [
+        {"role": "tool", "tool_call_id": "call_Qw2eR4tY6uI8oP0aS1dF3gH5", "content": "Paris: 15°C"},
+        {
+            "role": "tool",
+            "tool_call_id": "call_Zx9cV7bN5mL3kJ1hG0fD8sA6",
+            "content": "14:05 in Asia/Tokyo",
+        },
+    ]
+    assert "".join(c.content for c in chunks) == "Hello! How can I help you today?"
+    assert chunks[-1].done
+    # The turn's usage sums both round trips.
+    assert chunks[-1].usage is not None
+    assert (chunks[-1].usage.input_tokens, chunks[-1].usage.output_tokens) == (97 + 9, 49 + 9)
