@@ -1,0 +1,949 @@
+"""`SqlStore`: the engine-free backend, on SQLAlchemy 2 async Core (SQLite, PostgreSQL).
+
+How it stays fast (figures in benchmarks/store_bench.py):
+- SQL is built with SQLAlchemy Core over the `tables.py` Table objects and compiled once per
+  statement shape (table names, columns, row count); afterwards an operation only binds a
+  tuple of values.
+- Each operation is one trip to the driver. On SQLite, aiosqlite runs sqlite3 in a worker
+  thread and SQLAlchemy's adapter pays four thread hops per statement (cursor, execute, fetch,
+  close) plus one per commit (about 0.8 ms per write measured); the store instead runs an
+  operation's statements and its commit as one function in that worker thread, one hop.
+  On PostgreSQL the held connection is in autocommit mode, so a one-statement operation is
+  one round trip, and `finish_turn` is a single statement (a data-modifying CTE).
+- The store holds its connections (checked out of the engine's pool once) instead of paying
+  a pool checkout and reset per operation. SQLite gets one connection, serialised by a lock,
+  since SQLite has one writer anyway; PostgreSQL keeps one per concurrently busy task.
+
+SQLite runs with journal_mode=WAL and synchronous=NORMAL: a commit survives a crash of the
+process (the WAL is written before commit returns); a power loss or OS crash may lose the last
+commits before a checkpoint but never corrupts the database.
+
+DateTime values come back as aware UTC datetimes; naive datetimes given are taken as UTC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    event,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.types import NullType
+
+from ..orm.options import TableNames
+from ..orm.records import (
+    AgentSessionRecord,
+    ChatRecord,
+    MessageRecord,
+    RequestRecord,
+    ToolCallRecord,
+    UsageTotals,
+)
+from .base import Cursor, Row, StoreError
+from .tables import (
+    Tables,
+    build_tables,
+    encode_json,
+    from_db_datetime,
+    resolve_names,
+    to_epoch_ms,
+    to_naive_utc,
+)
+
+__all__ = ["SqlStore", "connect", "normalize_url"]
+
+_JSON_FIELDS = frozenset({"metadata"})
+_CHAT_FIELDS = ("id", "model", "provider", "instructions", "metadata", "createdAt", "updatedAt")
+_MESSAGE_FIELDS = (
+    "id",
+    "chatId",
+    "role",
+    "content",
+    "contentRaw",
+    "reasoning",
+    "thinkingText",
+    "thinkingSignature",
+    "thinkingTokens",
+    "inputTokens",
+    "outputTokens",
+    "modelId",
+    "provider",
+    "createdAt",
+)
+_TOOL_CALL_FIELDS = (
+    "id",
+    "messageId",
+    "toolCallId",
+    "name",
+    "arguments",
+    "thought",
+    "thoughtSignature",
+    "result",
+    "createdAt",
+)
+# RequestRecord's field order (messageId moves after the required fields).
+_REQUEST_FIELDS = (
+    "id",
+    "chatId",
+    "provider",
+    "model",
+    "statusCode",
+    "duration",
+    "inputTokens",
+    "outputTokens",
+    "messageId",
+    "cost",
+    "correctionRounds",
+    "createdAt",
+)
+_SESSION_FIELDS = ("id", "agentClass", "chatId", "metadata", "createdAt", "updatedAt")
+
+
+def normalize_url(url: str) -> str:
+    """Map sync-looking URLs to the async drivers; already-async URLs pass through."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a database URL: {url!r}")
+    if scheme == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
+    if scheme == "postgresql":
+        return f"postgresql+asyncpg://{rest}"
+    return url
+
+
+# --- statements -----------------------------------------------------------------------------
+
+Step = tuple[str, tuple[Any, ...], bool]  # (sql, args, returns rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sql:
+    text: str
+    names: tuple[str, ...]
+
+    def step(self, params: dict[str, Any], rows: bool) -> Step:
+        return (self.text, tuple([params[n] for n in self.names]), rows)
+
+
+# --- connections ----------------------------------------------------------------------------
+
+
+class _Lease(Protocol):
+    conn: AsyncConnection
+
+    async def run(self, steps: Sequence[Step], *, in_tx: bool) -> list[Any]: ...
+    async def begin(self) -> None: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+
+
+def _sqlite_run(raw: sqlite3.Connection, steps: Sequence[Step], autocommit: bool) -> list[Any]:
+    # Runs in aiosqlite's worker thread: every statement and the commit in one hop.
+    out: list[Any] = []
+    try:
+        for sql, args, rows in steps:
+            cur = raw.execute(sql, args)
+            out.append(cur.fetchall() if rows else cur.rowcount)
+            cur.close()
+        if autocommit and raw.in_transaction:
+            raw.commit()
+    except BaseException:
+        if autocommit and raw.in_transaction:
+            raw.rollback()
+        raise
+    return out
+
+
+class _SqliteLease:
+    def __init__(self, conn: AsyncConnection, driver: Any) -> None:
+        self.conn = conn
+        self._driver = driver
+        self._raw: sqlite3.Connection = driver._conn
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return await self._driver._execute(fn, *args)
+        except sqlite3.Error as exc:
+            stmt = args[1][0][0] if fn is _sqlite_run and args[1] else ""
+            raise sa_exc.DBAPIError.instance(stmt, None, exc, sqlite3.Error) from exc
+
+    async def run(self, steps: Sequence[Step], *, in_tx: bool) -> list[Any]:
+        result: list[Any] = await self._call(_sqlite_run, self._raw, steps, not in_tx)
+        return result
+
+    async def begin(self) -> None:
+        # IMMEDIATE takes the write lock up front, so another process cannot make a deferred
+        # transaction fail half-way with SQLITE_BUSY; busy_timeout makes this wait instead.
+        await self._call(self._raw.execute, "BEGIN IMMEDIATE")
+
+    async def commit(self) -> None:
+        await self._call(self._raw.commit)
+
+    async def rollback(self) -> None:
+        await self._call(self._raw.rollback)
+
+
+class _PgLease:
+    def __init__(self, conn: AsyncConnection, driver: Any) -> None:
+        self.conn = conn
+        self._driver = driver
+        self._tx: Any = None
+
+    async def run(self, steps: Sequence[Step], *, in_tx: bool) -> list[Any]:
+        if len(steps) > 1 and not in_tx:
+            async with self._driver.transaction():
+                return await self._exec(steps)
+        return await self._exec(steps)
+
+    async def _exec(self, steps: Sequence[Step]) -> list[Any]:
+        out: list[Any] = []
+        for sql, args, rows in steps:
+            res = await self.conn.exec_driver_sql(sql, args)
+            out.append(res.all() if rows else res.rowcount)
+        return out
+
+    async def begin(self) -> None:
+        self._tx = self._driver.transaction()
+        await self._tx.start()
+
+    async def commit(self) -> None:
+        tx, self._tx = self._tx, None
+        await tx.commit()
+
+    async def rollback(self) -> None:
+        tx, self._tx = self._tx, None
+        await tx.rollback()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    for pragma in (
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA foreign_keys=ON",
+        "PRAGMA busy_timeout=5000",
+    ):
+        cur.execute(pragma)
+    cur.close()
+
+
+class _Shared:
+    """What every store bound to one engine shares: connections, caches, the open transaction."""
+
+    def __init__(self, engine: AsyncEngine, *, owns_engine: bool) -> None:
+        self.engine = engine
+        self.owns_engine = owns_engine
+        self.dialect: Dialect = engine.dialect
+        self.name = engine.dialect.name
+        if self.name not in ("sqlite", "postgresql"):
+            raise StoreError(f"SqlStore supports sqlite and postgresql, not {self.name!r}")
+        self.current: ContextVar[_Lease | None] = ContextVar(f"nodellm_tx_{id(self)}", default=None)
+        self.lock = asyncio.Lock()
+        self.sqlite_lease: _Lease | None = None
+        self.idle: list[_Lease] = []
+        self.all: list[_Lease] = []
+        self.tables: dict[str, str] | None = None  # lower-case name -> actual name
+        self.columns: dict[str, tuple[str, ...]] = {}
+        self.compiled: dict[Any, _Sql] = {}
+        self.bound: dict[tuple[str, ...], SqlStore] = {}
+        self.closed = False
+
+    async def _new_lease(self) -> _Lease:
+        if self.closed:
+            raise StoreError("the store is closed")
+        conn = await self.engine.connect()
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        lease: _Lease
+        if self.name == "sqlite":
+            if not hasattr(driver, "_execute") or not hasattr(driver, "_conn"):
+                await conn.close()
+                raise StoreError("SqlStore on SQLite needs the aiosqlite driver")
+            lease = _SqliteLease(conn, driver)
+            if not self.owns_engine:
+                # A user's engine may lack our connect hook; cascades need foreign keys on.
+                await lease.run(
+                    [
+                        ("PRAGMA foreign_keys=ON", (), False),
+                        ("PRAGMA busy_timeout=5000", (), False),
+                    ],
+                    in_tx=True,
+                )
+        else:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            lease = _PgLease(conn, driver)
+        self.all.append(lease)
+        return lease
+
+    async def acquire(self) -> _Lease:
+        if self.name == "sqlite":
+            await self.lock.acquire()
+            try:
+                if self.sqlite_lease is None:
+                    self.sqlite_lease = await self._new_lease()
+            except BaseException:
+                self.lock.release()
+                raise
+            return self.sqlite_lease
+        if self.idle:
+            return self.idle.pop()
+        return await self._new_lease()
+
+    def release(self, lease: _Lease) -> None:
+        if self.name == "sqlite":
+            self.lock.release()
+        else:
+            self.idle.append(lease)
+
+    async def run(self, steps: Sequence[Step]) -> list[Any]:
+        lease = self.current.get()
+        if lease is not None:
+            return await lease.run(steps, in_tx=True)
+        lease = await self.acquire()
+        try:
+            return await lease.run(steps, in_tx=False)
+        finally:
+            self.release(lease)
+
+    async def table_map(self) -> dict[str, str]:
+        if self.tables is None:
+            if self.name == "sqlite":
+                sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+            else:
+                sql = (
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = current_schema()"
+                )
+            (rows,) = await self.run([(sql, (), True)])
+            self.tables = {r[0].lower(): r[0] for r in rows}
+        return self.tables
+
+    async def table_columns(self, table: str) -> tuple[str, ...]:
+        cols = self.columns.get(table)
+        if cols is None:
+            if self.name == "sqlite":
+                step: Step = ("SELECT name FROM pragma_table_info(?) ORDER BY cid", (table,), True)
+            else:
+                step = (
+                    "SELECT column_name FROM information_schema.columns WHERE "
+                    "table_schema = current_schema() AND table_name = $1 "
+                    "ORDER BY ordinal_position",
+                    (table,),
+                    True,
+                )
+            (rows,) = await self.run([step])
+            cols = self.columns[table] = tuple(r[0] for r in rows)
+        return cols
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        leases, self.all, self.idle, self.sqlite_lease = self.all, [], [], None
+        for lease in leases:
+            await lease.conn.close()
+        if self.owns_engine:
+            await self.engine.dispose()
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqlStore:
+    """The `Store` port on SQLAlchemy async Core. Create with `connect()` or `from_engine()`."""
+
+    def __init__(self, shared: _Shared, names: dict[str, str], checked: bool) -> None:
+        self._s = shared
+        self._names = names
+        self._key = tuple(names[k] for k in sorted(names))
+        self._checked = checked
+        self._t: Tables = build_tables(names)
+        self._chat_table: Table | None = None
+        self._chat_cols: frozenset[str] | None = None
+        sqlite = shared.name == "sqlite"
+        self._dt: Callable[[datetime], Any] = to_epoch_ms if sqlite else to_naive_utc
+        self._json_text = sqlite
+
+    # -- construction
+
+    @classmethod
+    def from_engine(cls, engine: AsyncEngine) -> SqlStore:
+        """A store over a user's engine; close() releases the store's connections only."""
+        return cls(_Shared(engine, owns_engine=False), resolve_names(None), checked=False)
+
+    @property
+    def dialect(self) -> str:
+        return self._s.name
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._s.engine
+
+    async def bind(self, table_names: TableNames) -> SqlStore:
+        wanted = resolve_names(table_names)
+        key = tuple(wanted[k] for k in sorted(wanted))
+        store = self._s.bound.get(key)
+        if store is not None:
+            return store
+        existing = await self._s.table_map()
+        actual: dict[str, str] = {}
+        for model, name in wanted.items():
+            found = existing.get(name.lower())
+            if found is None:
+                available = ", ".join(sorted(existing.values())) or "(none)"
+                raise StoreError(
+                    f"table {name!r} (for {model}) does not exist; available tables: {available}"
+                )
+            actual[model] = found
+        store = SqlStore(self._s, actual, checked=True)
+        self._s.bound[key] = store
+        return store
+
+    async def chat_columns(self) -> frozenset[str]:
+        if self._chat_cols is None:
+            cols = await self._s.table_columns(self._names["chat"])
+            if not cols:
+                available = ", ".join(sorted((await self._s.table_map()).values())) or "(none)"
+                raise StoreError(
+                    f"table {self._names['chat']!r} does not exist; available tables: {available}"
+                )
+            extra = [c for c in cols if c not in self._t.chat.c]
+            for c in extra:
+                self._t.chat.append_column(Column(c, NullType()))
+            self._chat_table = self._t.chat
+            self._chat_cols = frozenset(cols)
+        return self._chat_cols
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Calls inside the block share one connection and transaction; nested blocks join.
+
+        On SQLite the block holds the store's only connection: keep it short.
+        """
+        shared = self._s
+        if shared.current.get() is not None:
+            yield
+            return
+        lease = await shared.acquire()
+        token = shared.current.set(lease)
+        try:
+            await lease.begin()
+            try:
+                yield
+            except BaseException:
+                await lease.rollback()
+                raise
+            await lease.commit()
+        finally:
+            shared.current.reset(token)
+            shared.release(lease)
+
+    # -- helpers
+
+    def _compile(self, key: Any, build: Callable[[], ClauseElement]) -> _Sql:
+        full = (self._key, key)
+        sql = self._s.compiled.get(full)
+        if sql is None:
+            c = build().compile(
+                dialect=self._s.dialect, compile_kwargs={"render_postcompile": True}
+            )
+            positions: Sequence[str] = getattr(c, "positiontup", None) or ()
+            sql = _Sql(c.string, tuple(positions))
+            self._s.compiled[full] = sql
+        return sql
+
+    def _order_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
+        """createdAt as one comparable value, whichever form SQLite holds it in."""
+        if self._s.name != "sqlite":
+            return col
+        as_ms = cast(func.round((func.julianday(col) - 2440587.5) * 86400000.0), Integer)
+        return case((func.typeof(col) == "text", as_ms), else_=col)
+
+    def _encode(self, row: Row, json_fields: frozenset[str] = _JSON_FIELDS) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in row.items():
+            if k in json_fields:
+                # JSON text on both dialects: SQLAlchemy's asyncpg codec sends text as JSONB.
+                v = encode_json(v, field=k)
+            elif isinstance(v, datetime):
+                v = self._dt(v)
+            out[k] = v
+        return out
+
+    def _check_columns(self, table: Table, keys: Sequence[str] | set[str]) -> None:
+        unknown = [k for k in keys if k not in table.c]
+        if unknown:
+            raise StoreError(
+                f"unknown column(s) {', '.join(map(repr, unknown))} of table {table.name!r}; "
+                f"columns: {', '.join(table.c.keys())}"
+            )
+
+    def _insert_sql(self, table: Table, rows: Sequence[dict[str, Any]]) -> tuple[_Sql, list[str]]:
+        keys: dict[str, None] = {}
+        for r in rows:
+            keys.update(dict.fromkeys(r))
+        self._check_columns(table, list(keys))
+        cols = [c for c in table.c.keys() if c in keys]  # noqa: SIM118
+        n = len(rows)
+
+        def build() -> ClauseElement:
+            return insert(table).values(
+                [{c: bindparam(f"{c}_{i}", type_=table.c[c].type) for c in cols} for i in range(n)]
+            )
+
+        return self._compile(("insert", table.name, tuple(cols), n), build), cols
+
+    @staticmethod
+    def _row_params(rows: Sequence[dict[str, Any]], cols: list[str]) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        for i, r in enumerate(rows):
+            for c in cols:
+                params[f"{c}_{i}"] = r.get(c)
+        return params
+
+    async def _insert(self, table: Table, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        enc = [self._encode(r) for r in rows]
+        sql, cols = self._insert_sql(table, enc)
+        await self._s.run([sql.step(self._row_params(enc, cols), False)])
+
+    def _select_sql(
+        self, key: str, table: Table, fields: Sequence[str], where: Callable[[], Any]
+    ) -> _Sql:
+        return self._compile(
+            (key, table.name),
+            lambda: select(*[table.c[f] for f in fields]).where(where()),
+        )
+
+    # -- chats
+
+    def _chat_record(self, row: Sequence[Any], cols: Sequence[str]) -> ChatRecord:
+        values = dict(zip(cols, row, strict=True))
+        meta = values.pop("metadata", None)
+        if self._json_text and isinstance(meta, str):
+            meta = _loads(meta)
+        created = from_db_datetime(values.pop("createdAt", None))
+        updated = from_db_datetime(values.pop("updatedAt", None))
+        return ChatRecord(
+            id=values.pop("id"),
+            model=values.pop("model", None),
+            provider=values.pop("provider", None),
+            instructions=values.pop("instructions", None),
+            metadata=meta,
+            createdAt=created,
+            updatedAt=updated,
+            extra=values,
+        )
+
+    async def _chat(self) -> tuple[Table, tuple[str, ...]]:
+        await self.chat_columns()
+        assert self._chat_table is not None
+        return self._chat_table, tuple(self._chat_table.c.keys())
+
+    async def create_chat(self, row: Row) -> ChatRecord:
+        table, cols = await self._chat()
+        self._check_columns(table, list(row))
+        enc = self._encode(row)
+        keys = [c for c in cols if c in enc]
+        sql = self._compile(
+            ("create_chat", tuple(keys)),
+            lambda: (
+                insert(table)
+                .values({k: bindparam(k, type_=table.c[k].type) for k in keys})
+                .returning(*table.c)
+            ),
+        )
+        (rows,) = await self._s.run([sql.step(enc, True)])
+        return self._chat_record(rows[0], cols)
+
+    async def get_chat(self, chat_id: str) -> ChatRecord | None:
+        table, cols = await self._chat()
+        sql = self._compile(
+            ("get_chat", cols), lambda: select(*table.c).where(table.c.id == bindparam("id"))
+        )
+        (rows,) = await self._s.run([sql.step({"id": chat_id}, True)])
+        return self._chat_record(rows[0], cols) if rows else None
+
+    async def update_chat(self, chat_id: str, values: Row) -> None:
+        table, _ = await self._chat()
+        self._check_columns(table, list(values))
+        await self._update(table, chat_id, {"updatedAt": _now(), **values})
+
+    async def _update(self, table: Table, row_id: str, values: Row) -> None:
+        if not values:
+            return
+        enc = self._encode(values)
+        keys = tuple(enc)
+        sql = self._compile(
+            ("update", table.name, keys),
+            lambda: (
+                update(table)
+                .where(table.c.id == bindparam("_id"))
+                .values({k: bindparam(k, type_=table.c[k].type) for k in keys})
+            ),
+        )
+        await self._s.run([sql.step({**enc, "_id": row_id}, False)])
+
+    async def delete_chat(self, chat_id: str) -> bool:
+        t = self._t.chat
+        sql = self._compile("delete_chat", lambda: delete(t).where(t.c.id == bindparam("id")))
+        (count,) = await self._s.run([sql.step({"id": chat_id}, False)])
+        return bool(count)
+
+    async def list_chats(self, *, limit: int = 50, offset: int = 0) -> list[ChatRecord]:
+        table, cols = await self._chat()
+        sql = self._compile(
+            ("list_chats", cols),
+            lambda: (
+                select(*table.c)
+                .order_by(self._order_key(table.c.createdAt).desc(), table.c.id.desc())
+                .limit(bindparam("limit", type_=Integer))
+                .offset(bindparam("offset", type_=Integer))
+            ),
+        )
+        (rows,) = await self._s.run([sql.step({"limit": limit, "offset": offset}, True)])
+        return [self._chat_record(r, cols) for r in rows]
+
+    # -- messages
+
+    async def begin_turn(self, chat_id: str, rows: Sequence[Row]) -> int:
+        if not rows:
+            return await self.count_messages(chat_id)
+        m = self._t.message
+        enc = []
+        for r in rows:
+            if r.get("chatId", chat_id) != chat_id:
+                raise ValueError("begin_turn rows must belong to the chat they are written to")
+            enc.append(self._encode({**r, "chatId": chat_id}))
+        keys: dict[str, None] = {}
+        for r in enc:
+            keys.update(dict.fromkeys(r))
+        self._check_columns(m, list(keys))
+        cols = [c for c in m.c.keys() if c in keys and c != "chatId"]  # noqa: SIM118
+        n = len(enc)
+
+        def build() -> ClauseElement:
+            prev = m.alias("prev")
+            ids: list[Any] = [bindparam(f"id_{i}") for i in range(n)]
+            # Other rows of the chat = all its rows minus ours, whether or not this statement's
+            # own rows are visible to the subquery (SQLite: yes; PostgreSQL: no). Counting ours
+            # by primary key avoids a row lookup per existing message.
+            others = (
+                select(func.count())
+                .select_from(prev)
+                .where(prev.c.chatId == bindparam("chat"))
+                .scalar_subquery()
+                - select(func.count()).select_from(prev).where(prev.c.id.in_(ids)).scalar_subquery()
+            )
+            values = [
+                {
+                    "chatId": bindparam("chat", type_=m.c.chatId.type),
+                    **{c: bindparam(f"{c}_{i}", type_=m.c[c].type) for c in cols},
+                }
+                for i in range(n)
+            ]
+            return insert(m).values(values).returning(case((m.c.id == ids[0], others)))
+
+        sql = self._compile(("begin_turn", tuple(cols), n), build)
+        params = self._row_params(enc, cols)
+        params["chat"] = chat_id
+        (out,) = await self._s.run([sql.step(params, True)])
+        return next(int(r[0]) for r in out if r[0] is not None)
+
+    async def insert_messages(self, rows: Sequence[Row]) -> None:
+        await self._insert(self._t.message, rows)
+
+    async def list_messages(
+        self, chat_id: str, *, after: Cursor | None = None
+    ) -> list[MessageRecord]:
+        m = self._t.message
+        key = self._order_key(m.c.createdAt)
+        fields = [m.c[f] for f in _MESSAGE_FIELDS]
+        params: dict[str, Any] = {"chat": chat_id}
+        if after is None:
+            sql = self._compile(
+                "list_messages",
+                lambda: (
+                    select(*fields).where(m.c.chatId == bindparam("chat")).order_by(key, m.c.id)
+                ),
+            )
+        else:
+            at = bindparam("at", type_=m.c.createdAt.type)
+            sql = self._compile(
+                "list_messages_after",
+                lambda: (
+                    select(*fields)
+                    .where(
+                        m.c.chatId == bindparam("chat"),
+                        or_(key > at, and_(key == at, m.c.id > bindparam("after_id"))),
+                    )
+                    .order_by(key, m.c.id)
+                ),
+            )
+            params["at"] = self._dt(after[0])
+            params["after_id"] = after[1]
+        (rows,) = await self._s.run([sql.step(params, True)])
+        dt = from_db_datetime
+        rec = MessageRecord
+        return [rec(*r[:13], dt(r[13])) for r in rows]  # type: ignore[call-arg]
+
+    async def count_messages(self, chat_id: str) -> int:
+        m = self._t.message
+        sql = self._compile(
+            "count_messages",
+            lambda: select(func.count()).select_from(m).where(m.c.chatId == bindparam("chat")),
+        )
+        (rows,) = await self._s.run([sql.step({"chat": chat_id}, True)])
+        return int(rows[0][0])
+
+    async def update_message(self, message_id: str, values: Row) -> None:
+        self._check_columns(self._t.message, list(values))
+        await self._update(self._t.message, message_id, values)
+
+    async def delete_message(self, message_id: str) -> None:
+        m = self._t.message
+        sql = self._compile("delete_message", lambda: delete(m).where(m.c.id == bindparam("id")))
+        await self._s.run([sql.step({"id": message_id}, False)])
+
+    # -- tool calls
+
+    async def create_tool_calls(self, rows: Sequence[Row]) -> None:
+        await self._insert(self._t.tool_call, rows)
+
+    async def set_tool_results(self, results: Sequence[tuple[str, str]]) -> None:
+        if not results:
+            return
+        t = self._t.tool_call
+        n = len(results)
+
+        def build() -> ClauseElement:
+            ids: list[Any] = [bindparam(f"k{i}") for i in range(n)]
+            value = case(
+                *[(t.c.id == ids[i], bindparam(f"v{i}", type_=t.c.result.type)) for i in range(n)]
+            )
+            return update(t).where(t.c.id.in_(ids)).values(result=value)
+
+        sql = self._compile(("set_tool_results", n), build)
+        params: dict[str, Any] = {}
+        for i, (row_id, result) in enumerate(results):
+            params[f"k{i}"] = row_id
+            params[f"v{i}"] = result
+        await self._s.run([sql.step(params, False)])
+
+    async def list_tool_calls(self, message_ids: Sequence[str]) -> list[ToolCallRecord]:
+        if not message_ids:
+            return []
+        t = self._t.tool_call
+        n = len(message_ids)
+        sql = self._compile(
+            ("list_tool_calls", n),
+            lambda: (
+                select(*[t.c[f] for f in _TOOL_CALL_FIELDS])
+                .where(t.c.messageId.in_([bindparam(f"m{i}") for i in range(n)]))
+                .order_by(self._order_key(t.c.createdAt), t.c.id)
+            ),
+        )
+        params = {f"m{i}": mid for i, mid in enumerate(message_ids)}
+        (rows,) = await self._s.run([sql.step(params, True)])
+        dt = from_db_datetime
+        return [ToolCallRecord(*r[:8], dt(r[8])) for r in rows]  # type: ignore[call-arg]
+
+    # -- requests
+
+    async def create_requests(self, rows: Sequence[Row]) -> None:
+        await self._insert(self._t.request, rows)
+
+    async def finish_turn(self, message_id: str, values: Row, requests: Sequence[Row]) -> None:
+        m, rq = self._t.message, self._t.request
+        self._check_columns(m, list(values))
+        enc_values = self._encode(values)
+        enc_reqs = [self._encode(r) for r in requests]
+        if not enc_reqs:
+            await self._update(m, message_id, values)
+            return
+        ins, cols = self._insert_sql(rq, enc_reqs)
+        params = self._row_params(enc_reqs, cols)
+        if not enc_values:
+            await self._s.run([ins.step(params, False)])
+            return
+        ukeys = tuple(enc_values)
+        upd_params = {f"u_{k}": v for k, v in enc_values.items()}
+        upd_params["u__id"] = message_id
+
+        def build_update() -> Any:
+            return (
+                update(m)
+                .where(m.c.id == bindparam("u__id"))
+                .values({k: bindparam(f"u_{k}", type_=m.c[k].type) for k in ukeys})
+            )
+
+        if self._s.name == "postgresql":
+            # One statement, atomic by itself: the UPDATE rides along as a data-modifying CTE.
+            n = len(enc_reqs)
+
+            def build() -> ClauseElement:
+                upd = build_update().returning(literal_column("1")).cte("finished")
+                values = [
+                    {c: bindparam(f"{c}_{i}", type_=rq.c[c].type) for c in cols} for i in range(n)
+                ]
+                return insert(rq).values(values).add_cte(upd)
+
+            sql = self._compile(("finish_turn_pg", ukeys, tuple(cols), n), build)
+            await self._s.run([sql.step({**params, **upd_params}, False)])
+            return
+        upd_sql = self._compile(("finish_update", ukeys), build_update)
+        await self._s.run([upd_sql.step(upd_params, False), ins.step(params, False)])
+
+    async def list_requests(self, chat_id: str) -> list[RequestRecord]:
+        r = self._t.request
+        sql = self._compile(
+            "list_requests",
+            lambda: (
+                select(*[r.c[f] for f in _REQUEST_FIELDS])
+                .where(r.c.chatId == bindparam("chat"))
+                .order_by(self._order_key(r.c.createdAt), r.c.id)
+            ),
+        )
+        (rows,) = await self._s.run([sql.step({"chat": chat_id}, True)])
+        dt = from_db_datetime
+        return [RequestRecord(*x[:11], dt(x[11])) for x in rows]  # type: ignore[call-arg]
+
+    async def usage(self, chat_id: str | None = None) -> UsageTotals:
+        r = self._t.request
+        cols = (
+            func.count(),
+            func.coalesce(func.sum(r.c.inputTokens), 0),
+            func.coalesce(func.sum(r.c.outputTokens), 0),
+            func.sum(r.c.cost),
+        )
+        if chat_id is None:
+            sql = self._compile("usage_all", lambda: select(*cols).select_from(r))
+            params: dict[str, Any] = {}
+        else:
+            sql = self._compile(
+                "usage_chat",
+                lambda: select(*cols).select_from(r).where(r.c.chatId == bindparam("chat")),
+            )
+            params = {"chat": chat_id}
+        (rows,) = await self._s.run([sql.step(params, True)])
+        n, inp, outp, cost = rows[0]
+        return UsageTotals(
+            requests=int(n),
+            inputTokens=int(inp),
+            outputTokens=int(outp),
+            cost=None if cost is None else float(cost),
+        )
+
+    # -- agent sessions
+
+    def _session_record(self, row: Sequence[Any]) -> AgentSessionRecord:
+        meta = row[3]
+        if self._json_text and isinstance(meta, str):
+            meta = _loads(meta)
+        return AgentSessionRecord(
+            row[0], row[1], row[2], meta, from_db_datetime(row[4]), from_db_datetime(row[5])
+        )
+
+    async def create_agent_session(self, chat_row: Row, session_row: Row) -> AgentSessionRecord:
+        chat, _ = await self._chat()
+        s = self._t.agent_session
+        self._check_columns(chat, list(chat_row))
+        self._check_columns(s, list(session_row))
+        enc_chat = self._encode(chat_row)
+        enc_s = self._encode(session_row)
+        chat_ins, chat_cols = self._insert_sql(chat, [enc_chat])
+        skeys = tuple(k for k in s.c.keys() if k in enc_s)  # noqa: SIM118
+        s_sql = self._compile(
+            ("create_session", skeys),
+            lambda: (
+                insert(s)
+                .values({k: bindparam(f"s_{k}", type_=s.c[k].type) for k in skeys})
+                .returning(*[s.c[f] for f in _SESSION_FIELDS])
+            ),
+        )
+        _, rows = await self._s.run(
+            [
+                chat_ins.step(self._row_params([enc_chat], chat_cols), False),
+                s_sql.step({f"s_{k}": enc_s[k] for k in skeys}, True),
+            ]
+        )
+        return self._session_record(rows[0])
+
+    async def get_agent_session(self, session_id: str) -> AgentSessionRecord | None:
+        s = self._t.agent_session
+        sql = self._compile(
+            "get_session",
+            lambda: select(*[s.c[f] for f in _SESSION_FIELDS]).where(s.c.id == bindparam("id")),
+        )
+        (rows,) = await self._s.run([sql.step({"id": session_id}, True)])
+        return self._session_record(rows[0]) if rows else None
+
+    async def update_agent_session(self, session_id: str, values: Row) -> None:
+        s = self._t.agent_session
+        self._check_columns(s, list(values))
+        await self._update(s, session_id, {"updatedAt": _now(), **values})
+
+    async def close(self) -> None:
+        await self._s.close()
+
+
+_loads = json.loads
+
+
+async def connect(
+    url: str = "sqlite:///nodellm.db", *, migrate: bool = True, **engine_kwargs: Any
+) -> SqlStore:
+    """Open (and by default migrate) a database; the store owns its engine and closes it."""
+    target = make_url(normalize_url(url))
+    kwargs = dict(engine_kwargs)
+    if target.get_backend_name() == "sqlite" and target.database in (None, "", ":memory:"):
+        # One shared connection, or every checkout would see its own empty database.
+        kwargs.setdefault("poolclass", StaticPool)
+    engine = create_async_engine(target, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    try:
+        if migrate:
+            from ..migrations.runner import migrate as run_migrations
+
+            await run_migrations(engine)
+        shared = _Shared(engine, owns_engine=True)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return SqlStore(shared, resolve_names(None), checked=False)

@@ -1,0 +1,279 @@
+"""SQLAlchemy Core tables mirroring `schema.prisma`, over the physical schema Prisma Migrate makes.
+
+Column names and types are Prisma's (`chatId`, `createdAt`...). Two types differ by dialect:
+- DateTime: on SQLite, INTEGER epoch milliseconds (what Prisma's native engine writes) in a
+  column declared DATETIME; ISO-8601 text (what Prisma's JS driver adapters write) is read too.
+  On PostgreSQL, TIMESTAMP(3) without time zone holding UTC.
+- Json: JSONB on PostgreSQL, text on SQLite (Prisma 5's SQLite connector has no Json type).
+Values read back are aware UTC datetimes. These types make the tables usable from plain
+SQLAlchemy too; `SqlStore` calls the same conversion functions directly on its hot paths.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
+
+from ..orm.options import TableNames
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+DEFAULT_TABLE_NAMES = {
+    "chat": "LlmChat",
+    "message": "LlmMessage",
+    "tool_call": "LlmToolCall",
+    "request": "LlmRequest",
+    "agent_session": "LlmAgentSession",
+}
+
+
+def to_epoch_ms(value: datetime) -> int:
+    """A datetime (naive means UTC) as integer milliseconds since the Unix epoch."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _MS
+
+
+def to_naive_utc(value: datetime) -> datetime:
+    """What PostgreSQL's TIMESTAMP(3) without time zone is given: UTC, no tzinfo."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def from_db_datetime(value: Any) -> datetime | None:
+    """Epoch milliseconds, ISO-8601 text or a (naive UTC) datetime -> aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return _EPOCH + timedelta(milliseconds=value)
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, float):
+        return _EPOCH + timedelta(milliseconds=value)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    raise TypeError(f"cannot read a DateTime from {type(value).__name__}")
+
+
+def encode_json(value: Any, *, field: str = "metadata") -> str | None:
+    """JSON text for a Json field; raises before anything is written if it cannot be encoded."""
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{field} must be JSON-serialisable: {exc}") from exc
+
+
+class _SqliteDateTime(UserDefinedType[Any]):
+    """Declared DATETIME like Prisma's DDL; holds INTEGER milliseconds (SQLite is untyped)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "DATETIME"
+
+
+class PrismaDateTime(TypeDecorator[datetime]):
+    impl = postgresql.TIMESTAMP(precision=3)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SqliteDateTime())
+        return dialect.type_descriptor(postgresql.TIMESTAMP(precision=3))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return to_epoch_ms(value) if dialect.name == "sqlite" else to_naive_utc(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return from_db_datetime(value)
+
+
+class PrismaJson(TypeDecorator[Any]):
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSONB())
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return value
+        return encode_json(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if dialect.name != "postgresql" and isinstance(value, str):
+            return json.loads(value)
+        return value
+
+
+def _fk(target: str, name: str) -> ForeignKey:
+    return ForeignKey(target, name=name, ondelete="CASCADE", onupdate="CASCADE")
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    metadata: MetaData
+    chat: Table
+    message: Table
+    tool_call: Table
+    request: Table
+    agent_session: Table
+
+
+def resolve_names(table_names: TableNames | None) -> dict[str, str]:
+    """Physical table name per model, defaults filled in."""
+    names = dict(DEFAULT_TABLE_NAMES)
+    if table_names is not None:
+        for key in names:
+            given = getattr(table_names, key)
+            if given is not None:
+                names[key] = given
+    return names
+
+
+def build_tables(table_names: TableNames | dict[str, str] | None = None) -> Tables:
+    """The five tables on a fresh MetaData, under the given physical names."""
+    if isinstance(table_names, dict):
+        names = {**DEFAULT_TABLE_NAMES, **table_names}
+    else:
+        names = resolve_names(table_names)
+    md = MetaData()
+    chat_n, msg_n, tc_n, req_n, ses_n = (
+        names["chat"],
+        names["message"],
+        names["tool_call"],
+        names["request"],
+        names["agent_session"],
+    )
+
+    chat = Table(
+        chat_n,
+        md,
+        Column("id", Text, primary_key=True),
+        Column("model", Text),
+        Column("provider", Text),
+        Column("instructions", Text),
+        Column("metadata", PrismaJson),
+        Column("createdAt", PrismaDateTime, nullable=False),
+        Column("updatedAt", PrismaDateTime, nullable=False),
+    )
+    session = Table(
+        ses_n,
+        md,
+        Column("id", Text, primary_key=True),
+        Column("agentClass", Text, nullable=False),
+        Column(
+            "chatId",
+            Text,
+            _fk(f"{chat_n}.id", f"{ses_n}_chatId_fkey"),
+            nullable=False,
+        ),
+        Column("metadata", PrismaJson),
+        Column("createdAt", PrismaDateTime, nullable=False),
+        Column("updatedAt", PrismaDateTime, nullable=False),
+        Index(f"{ses_n}_chatId_key", "chatId", unique=True),
+        Index(f"{ses_n}_agentClass_idx", "agentClass"),
+        Index(f"{ses_n}_createdAt_idx", "createdAt"),
+    )
+    message = Table(
+        msg_n,
+        md,
+        Column("id", Text, primary_key=True),
+        Column(
+            "chatId",
+            Text,
+            _fk(f"{chat_n}.id", f"{msg_n}_chatId_fkey"),
+            nullable=False,
+        ),
+        Column("role", Text, nullable=False),
+        Column("content", Text),
+        Column("contentRaw", Text),
+        Column("reasoning", Text),
+        Column("thinkingText", Text),
+        Column("thinkingSignature", Text),
+        Column("thinkingTokens", Integer),
+        Column("inputTokens", Integer),
+        Column("outputTokens", Integer),
+        Column("modelId", Text),
+        Column("provider", Text),
+        Column("createdAt", PrismaDateTime, nullable=False),
+        Index(f"{msg_n}_chatId_idx", "chatId"),
+        Index(f"{msg_n}_createdAt_idx", "createdAt"),
+    )
+    tool_call = Table(
+        tc_n,
+        md,
+        Column("id", Text, primary_key=True),
+        Column(
+            "messageId",
+            Text,
+            _fk(f"{msg_n}.id", f"{tc_n}_messageId_fkey"),
+            nullable=False,
+        ),
+        Column("toolCallId", Text, nullable=False),
+        Column("name", Text, nullable=False),
+        Column("arguments", Text, nullable=False),
+        Column("thought", Text),
+        Column("thoughtSignature", Text),
+        Column("result", Text),
+        Column("createdAt", PrismaDateTime, nullable=False),
+        Index(f"{tc_n}_messageId_idx", "messageId"),
+        Index(f"{tc_n}_createdAt_idx", "createdAt"),
+        UniqueConstraint("messageId", "toolCallId", name=f"{tc_n}_messageId_toolCallId_key"),
+    )
+    request = Table(
+        req_n,
+        md,
+        Column("id", Text, primary_key=True),
+        Column(
+            "chatId",
+            Text,
+            _fk(f"{chat_n}.id", f"{req_n}_chatId_fkey"),
+            nullable=False,
+        ),
+        Column(
+            "messageId",
+            Text,
+            _fk(f"{msg_n}.id", f"{req_n}_messageId_fkey"),
+        ),
+        Column("provider", Text, nullable=False),
+        Column("model", Text, nullable=False),
+        Column("statusCode", Integer, nullable=False),
+        Column("duration", Integer, nullable=False),
+        Column("inputTokens", Integer, nullable=False),
+        Column("outputTokens", Integer, nullable=False),
+        Column("cost", Float(precision=53)),
+        Column("correctionRounds", Integer),
+        Column("createdAt", PrismaDateTime, nullable=False),
+        Index(f"{req_n}_chatId_idx", "chatId"),
+        Index(f"{req_n}_createdAt_idx", "createdAt"),
+    )
+    return Tables(md, chat, message, tool_call, request, session)
