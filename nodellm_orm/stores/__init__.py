@@ -1,0 +1,54 @@
+"""Storage backends behind one port, and the choice of backend from what the user passes."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from ..orm.options import TableNames
+from .base import Store, StoreError
+
+__all__ = ["Store", "StoreError", "open_store"]
+
+# One unbound store per user-supplied engine or client, so what a store learns about the
+# database (tables, columns, compiled statements) is learned once.
+_stores: weakref.WeakKeyDictionary[Any, Store] = weakref.WeakKeyDictionary()
+
+
+def is_prisma_client(db: Any) -> bool:
+    """A prisma-client-py client, recognised without importing a generated client."""
+    module = type(db).__module__ or ""
+    return module.split(".")[0] == "prisma" or (
+        hasattr(db, "_engine") and hasattr(db, "query_raw") and hasattr(db, "is_connected")
+    )
+
+
+def _base_store(db: Any) -> Store:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    cached = _stores.get(db)
+    if cached is not None:
+        return cached
+    store: Store
+    if isinstance(db, AsyncEngine):
+        from .sql import SqlStore
+
+        store = SqlStore.from_engine(db)
+    elif is_prisma_client(db):
+        from .prisma import PrismaStore
+
+        store = PrismaStore.from_client(db)
+    else:
+        raise TypeError(
+            "db must be a store from `await connect(url)`, an SQLAlchemy AsyncEngine or a "
+            f"prisma-client-py Prisma client, not {type(db).__name__}"
+        )
+    _stores[db] = store
+    return store
+
+
+async def open_store(db: Any, table_names: TableNames) -> Store:
+    """The store for `db`, bound to `table_names` (checked to exist)."""
+    if isinstance(db, Store) and not is_prisma_client(db):
+        return await db.bind(table_names)
+    return await _base_store(db).bind(table_names)

@@ -1,0 +1,249 @@
+"""Resumable agent sessions: an `LlmAgentSession` row pointing at a chat.
+
+"Code wins": the agent class supplies model, tools and instructions every time; the database
+supplies the history and the session metadata (passed to the agent as its inputs). Loading a
+session with a different class than the one that created it is an error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..core.agent import Agent
+from ..core.llm import LLM
+from ..core.messages import ChatChunk, Message, Usage
+from ..core.tools import Tool
+from ..stores import open_store
+from .chat import Chat, ChatStream, check_llm, check_metadata
+from .ids import new_id, utc_now
+from .options import Persistence, TableNames
+from .records import AgentSessionRecord, MessageRecord
+
+
+class AgentClassMismatchError(ValueError):
+    """The stored session was created by another agent class."""
+
+
+def _check_agent_class(agent_class: Any) -> type[Agent]:
+    if not (isinstance(agent_class, type) and issubclass(agent_class, Agent)):
+        raise TypeError(f"agent_class must be an Agent subclass, not {agent_class!r}")
+    return agent_class
+
+
+class AgentSession:
+    """A persisted conversation with an agent; `ask` merges per-turn inputs over metadata."""
+
+    def __init__(self, record: AgentSessionRecord, agent: Agent, chat: Chat) -> None:
+        self.record = record
+        self.instance = agent
+        self.chat = chat
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def chat_id(self) -> str:
+        return self.record.chatId
+
+    @property
+    def metadata(self) -> Any:
+        return self.record.metadata
+
+    @property
+    def agent_class(self) -> str:
+        return self.record.agentClass
+
+    @property
+    def model_id(self) -> str:
+        return self.instance.model_id
+
+    @property
+    def total_usage(self) -> Usage:
+        return self.instance.total_usage
+
+    @property
+    def history(self) -> list[Message]:
+        return self.instance.history
+
+    def _inputs(self, inputs: dict[str, Any] | None) -> dict[str, Any]:
+        if inputs is not None and not isinstance(inputs, dict):
+            raise TypeError(f"inputs must be a dict, not {type(inputs).__name__}")
+        base = self.metadata if isinstance(self.metadata, dict) else {}
+        return {**base, **(inputs or {})}
+
+    async def ask(
+        self, message: str, *, inputs: dict[str, Any] | None = None, **options: Any
+    ) -> MessageRecord:
+        self.instance._turn_inputs = self._inputs(inputs)
+        try:
+            return await self.chat.ask(message, **options)
+        finally:
+            self.instance._turn_inputs = None
+
+    async def ask_stream(
+        self, message: str, *, inputs: dict[str, Any] | None = None, **options: Any
+    ) -> AsyncIterator[ChatChunk]:
+        stream = self.chat.ask_stream(message, **options)
+        self.instance._turn_inputs = self._inputs(inputs)
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            self.instance._turn_inputs = None
+            self.last_stream: ChatStream = stream
+
+    async def messages(self) -> list[MessageRecord]:
+        return await self.chat.messages()
+
+    async def stats(self) -> Usage:
+        return await self.chat.stats()
+
+    async def delete(self) -> None:
+        """Delete the session's chat; the session row goes with it (cascade)."""
+        await self.chat.delete()
+
+    async def update_metadata(self, metadata: dict[str, Any]) -> None:
+        """Merge `metadata` into the session's (and so into the agent's inputs)."""
+        if not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
+        merged = {**(self.metadata if isinstance(self.metadata, dict) else {}), **metadata}
+        check_metadata(merged)
+        now = utc_now()
+        await self.chat.store.update_agent_session(self.id, {"metadata": merged, "updatedAt": now})
+        self.record.metadata = merged
+        self.record.updatedAt = now
+        self.instance.inputs = dict(merged)
+
+    def with_tool(self, tool: Tool | type[Tool]) -> AgentSession:
+        self.instance.with_tool(tool)
+        return self
+
+    def with_instructions(self, text: str) -> AgentSession:
+        self.instance.with_instructions(text)
+        return self
+
+
+def _agent(
+    agent_class: type[Agent],
+    llm: LLM,
+    metadata: Any,
+    *,
+    model: str | None = None,
+    instructions: str | None = None,
+    max_tool_calls: int | None = None,
+) -> Agent:
+    return agent_class(
+        llm=llm,
+        inputs=metadata if isinstance(metadata, dict) else None,
+        model=model,
+        instructions=instructions,
+        max_tool_calls=max_tool_calls,
+    )
+
+
+async def create_agent_session(
+    db: Any,
+    llm: LLM,
+    agent_class: type[Agent],
+    metadata: dict[str, Any] | None = None,
+    table_names: TableNames | dict[str, Any] | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    instructions: str | None = None,
+    max_tool_calls: int | None = None,
+    debug: bool = False,
+    persistence: Persistence | dict[str, Any] | None = None,
+) -> AgentSession:
+    """Create a chat and an agent session row for `agent_class`, in one transaction."""
+    check_llm(llm)
+    agent_class = _check_agent_class(agent_class)
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
+        check_metadata(metadata)
+    for name, value in (("model", model), ("provider", provider), ("instructions", instructions)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+    store = await open_store(db, TableNames.coerce(table_names))
+    base = llm.with_provider(provider) if provider else llm
+    agent = _agent(
+        agent_class,
+        base,
+        metadata,
+        model=model,
+        instructions=instructions,
+        max_tool_calls=max_tool_calls,
+    )
+    now = utc_now()
+    resolved = agent.resolve_instructions()
+    chat_row = {
+        "id": new_id(),
+        "model": agent.chat.model,
+        "provider": agent.chat.provider.name,
+        "instructions": resolved,
+        "metadata": None,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    session_row = {
+        "id": new_id(),
+        "agentClass": agent_class.__name__,
+        "chatId": chat_row["id"],
+        "metadata": metadata,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    record = await store.create_agent_session(chat_row, session_row)
+    chat_record = await store.get_chat(chat_row["id"])
+    assert chat_record is not None
+    chat = Chat(
+        store,
+        chat_record,
+        agent.chat,
+        persistence=Persistence.coerce(persistence),
+        history_loaded=True,
+        inject_instructions=False,
+    )
+    return AgentSession(record, agent, chat)
+
+
+async def load_agent_session(
+    db: Any,
+    llm: LLM,
+    agent_class: type[Agent],
+    session_id: str,
+    table_names: TableNames | dict[str, Any] | None = None,
+    persistence: Persistence | dict[str, Any] | None = None,
+) -> AgentSession | None:
+    """Resume a session: history from the database, everything else from `agent_class`."""
+    check_llm(llm)
+    agent_class = _check_agent_class(agent_class)
+    if not isinstance(session_id, str):
+        raise TypeError(f"session_id must be a string, not {type(session_id).__name__}")
+    store = await open_store(db, TableNames.coerce(table_names))
+    record = await store.get_agent_session(session_id)
+    if record is None:
+        return None
+    if record.agentClass != agent_class.__name__:
+        raise AgentClassMismatchError(
+            f"agent session {session_id} was created by {record.agentClass}, "
+            f"not {agent_class.__name__}"
+        )
+    chat_record = await store.get_chat(record.chatId)
+    if chat_record is None:  # pragma: no cover - the foreign key prevents it
+        raise LookupError(f"agent session {session_id} has no chat {record.chatId}")
+    if isinstance(record.metadata, str):
+        record.metadata = json.loads(record.metadata)
+    agent = _agent(agent_class, llm, record.metadata)
+    chat = Chat(
+        store,
+        chat_record,
+        agent.chat,
+        persistence=Persistence.coerce(persistence),
+        history_loaded=False,
+        inject_instructions=False,
+    )
+    return AgentSession(record, agent, chat)

@@ -1,0 +1,459 @@
+"""`Chat`, `create_chat`, `load_chat`: a core chat whose every turn is persisted.
+
+The ORM chat wraps a core chat and hooks a `TurnRecorder` into it. It keeps the history in
+memory after the first load and only reads what another writer added since (noticed through
+the count `begin_turn` returns), so a turn's database cost does not grow with the history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..core.chat import Chat as CoreChat
+from ..core.chat import Hook
+from ..core.llm import LLM
+from ..core.messages import ChatChunk, Message, Usage
+from ..core.tools import Tool
+from ..stores import open_store
+from ..stores.base import Cursor, Store
+from .history import group_tool_calls, replay
+from .ids import new_id, utc_now
+from .options import Persistence, TableNames
+from .records import ChatRecord, MessageRecord
+from .turn import Turn, TurnRecorder
+
+# Options that configure the in-memory chat and are never written to the database.
+RUNTIME_OPTIONS = frozenset(
+    {
+        "debug",
+        "headers",
+        "max_tokens",
+        "max_tool_calls",
+        "middlewares",
+        "params",
+        "persistence",
+        "request_timeout",
+        "schema",
+        "temperature",
+        "thinking",
+        "tool_calls",
+        "tool_choice",
+        "tool_concurrency",
+        "tool_execution",
+        "tools",
+    }
+)
+# Options that are columns of the chat table.
+CHAT_COLUMNS = ("model", "provider", "instructions", "metadata")
+_JS_SPELLINGS = {
+    "maxTokens": "max_tokens",
+    "maxToolCalls": "max_tool_calls",
+    "requestTimeout": "request_timeout",
+    "toolCalls": "tool_calls",
+    "toolChoice": "tool_choice",
+    "toolConcurrency": "tool_concurrency",
+    "toolExecution": "tool_execution",
+}
+_STRING_OPTIONS = ("model", "provider", "instructions")
+_MESSAGE_ID_CHUNK = 5000
+
+
+def merge_options(options: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    if options is not None and not isinstance(options, Mapping):
+        raise TypeError(f"options must be a mapping, not {type(options).__name__}")
+    merged = {**(options or {}), **kwargs}
+    return {_JS_SPELLINGS.get(k, k): v for k, v in merged.items()}
+
+
+def check_metadata(metadata: Any) -> None:
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"metadata is not JSON-serialisable: {exc}") from exc
+
+
+def check_llm(llm: Any) -> None:
+    if not isinstance(llm, LLM):
+        raise TypeError(f"llm must be an LLM from create_llm(), not {type(llm).__name__}")
+
+
+class ChatStream:
+    """What `ask_stream` returns: iterate it for chunks; `.message` is the stored row after."""
+
+    def __init__(self, chat: Chat, content: str, options: dict[str, Any]) -> None:
+        self._chat = chat
+        self._content = content
+        self._options = options
+        self.message: MessageRecord | None = None
+
+    def __aiter__(self) -> AsyncIterator[ChatChunk]:
+        return self._run()
+
+    async def _run(self) -> AsyncGenerator[ChatChunk, None]:
+        chat = self._chat
+        async with chat._lock:
+            turn = await chat._begin(self._content)
+            try:
+                async for chunk in chat.core.stream(self._content, **self._options):
+                    chat._recorder.on_chunk(chunk)
+                    yield chunk
+            except BaseException as exc:
+                await chat._fail(turn, exc)
+                raise
+            assert chat.core.last_response is not None
+            self.message = await chat._recorder.finish(chat.core.last_response)
+
+
+class Chat:
+    """A persisted chat. Fluent configuration and hooks pass through to the core chat."""
+
+    def __init__(
+        self,
+        store: Store,
+        record: ChatRecord,
+        core: CoreChat,
+        *,
+        persistence: Persistence,
+        history_loaded: bool,
+        inject_instructions: bool = True,
+    ) -> None:
+        self.store = store
+        self.record = record
+        self.core = core
+        self.persistence = persistence
+        self._recorder = TurnRecorder(store, record.id, persistence)
+        self._recorder.attach(core)
+        self._lock = asyncio.Lock()
+        self._history_loaded = history_loaded
+        self._inject_instructions = inject_instructions
+        self._known = 0
+        self._cursor: Cursor | None = None
+        self._cached_rows: list[MessageRecord] | None = None
+        self._saved_instructions = record.instructions
+        self._stored_instructions_replaced = False
+        self._saved_model = (record.model, record.provider)
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    # ---- turns ---------------------------------------------------------------------------
+
+    async def ask(self, message: str, **options: Any) -> MessageRecord:
+        """Send `message`; returns the stored assistant row."""
+        async with self._lock:
+            turn = await self._begin(message)
+            try:
+                response = await self.core.ask(message, **options)
+            except BaseException as exc:
+                await self._fail(turn, exc)
+                raise
+            return await self._recorder.finish(response)
+
+    def ask_stream(self, message: str, **options: Any) -> ChatStream:
+        """Stream the answer to `message`; nothing is written between the chunks of a round."""
+        if not isinstance(message, str):
+            raise TypeError(f"message must be a string, not {type(message).__name__}")
+        return ChatStream(self, message, options)
+
+    stream = ask_stream
+
+    async def _begin(self, message: str) -> Turn:
+        if not isinstance(message, str):
+            raise TypeError(f"message must be a string, not {type(message).__name__}")
+        await self._load_history()
+        await self._save_config()
+        core = self.core
+        turn = self._recorder.new_turn(message, model=core.model, provider=core.provider.name)
+        before = await self._recorder.begin(turn)
+        if before != self._known:
+            await self._catch_up(exclude={turn.user["id"], turn.message_id})
+        self._known = before + 2
+        self._cursor = (turn.placeholder["createdAt"], turn.message_id)
+        return turn
+
+    async def _fail(self, turn: Turn, error: BaseException) -> None:
+        left = await self._recorder.fail(turn, error)
+        self.core.messages.extend(left)
+        if not left and not turn.rounds:
+            # The placeholder is gone: the chat has one row fewer than counted.
+            self._known -= 1
+
+    # ---- history -------------------------------------------------------------------------
+
+    def _system_messages(self) -> list[Message]:
+        instructions = self.record.instructions
+        if self._stored_instructions_replaced:
+            return []
+        if self._inject_instructions and instructions:
+            return [Message(role="system", content=instructions)]
+        return []
+
+    async def _load_history(self) -> None:
+        if self._history_loaded:
+            return
+        rows = self._cached_rows
+        if rows is None:
+            rows = await self.store.list_messages(self.id)
+        self._cached_rows = None
+        replayed = await self._replay(rows)
+        # Instructions set through the fluent API before the first turn follow the stored ones.
+        configured = [m for m in self.core.messages if m.role == "system"]
+        self.core.messages = [*self._system_messages(), *configured, *replayed]
+        self._known = len(rows)
+        if rows:
+            last = rows[-1]
+            assert last.createdAt is not None
+            self._cursor = (last.createdAt, last.id)
+        self._history_loaded = True
+
+    async def _replay(self, rows: Sequence[MessageRecord]) -> list[Message]:
+        ids = [r.id for r in rows if r.role == "assistant"]
+        calls = []
+        for start in range(0, len(ids), _MESSAGE_ID_CHUNK):
+            calls.extend(await self.store.list_tool_calls(ids[start : start + _MESSAGE_ID_CHUNK]))
+        return replay(rows, group_tool_calls(calls))
+
+    async def _catch_up(self, exclude: set[str]) -> None:
+        """Another writer added messages: append them to the in-memory history."""
+        rows = await self.store.list_messages(self.id, after=self._cursor)
+        rows = [r for r in rows if r.id not in exclude]
+        self.core.messages.extend(await self._replay(rows))
+
+    async def _save_config(self) -> None:
+        """Persist instructions/model changed through the fluent API since the last turn."""
+        changes: dict[str, Any] = {}
+        if self._inject_instructions:
+            instructions = self.core.instructions
+            if instructions != self._saved_instructions:
+                changes["instructions"] = instructions
+        model = (self.core.model, self.core.provider.name)
+        if model != self._saved_model:
+            changes["model"], changes["provider"] = model
+        if changes:
+            changes["updatedAt"] = utc_now()
+            await self.store.update_chat(self.id, changes)
+            self._saved_instructions = changes.get("instructions", self._saved_instructions)
+            self._saved_model = model
+            for key, value in changes.items():
+                setattr(self.record, key, value)
+
+    # ---- reading -------------------------------------------------------------------------
+
+    async def messages(self) -> list[MessageRecord]:
+        """Every stored message of the chat, in order (re-read: other writers included)."""
+        rows = await self.store.list_messages(self.id)
+        if not self._history_loaded:
+            self._cached_rows = rows
+        return rows
+
+    async def stats(self) -> Usage:
+        """Tokens and cost summed over the chat's request rows."""
+        totals = await self.store.usage(self.id)
+        return Usage(
+            input_tokens=totals.inputTokens,
+            output_tokens=totals.outputTokens,
+            cost=totals.cost,
+        )
+
+    async def delete(self) -> None:
+        """Delete the chat with its messages, tool calls, requests and agent session."""
+        await self.store.delete_chat(self.id)
+
+    # ---- fluent configuration (delegated to the core chat) -------------------------------
+
+    def with_instructions(self, text: str, replace: bool = False) -> Chat:
+        if replace and not self._history_loaded:
+            # The stored instructions are replaced, so history loading must not bring them back.
+            self._stored_instructions_replaced = True
+        self.core.with_instructions(text, replace=replace)
+        return self
+
+    system = with_instructions
+
+    def with_temperature(self, temperature: float | None) -> Chat:
+        self.core.with_temperature(temperature)
+        return self
+
+    def with_model(self, model: str) -> Chat:
+        self.core.with_model(model)
+        return self
+
+    def with_provider(self, name: str, model: str | None = None) -> Chat:
+        self.core.with_provider(name, model)
+        return self
+
+    def with_tool(self, tool: Tool | type[Tool]) -> Chat:
+        self.core.with_tool(tool)
+        return self
+
+    def with_tools(self, *tools: Tool | type[Tool], replace: bool = False) -> Chat:
+        self.core.with_tools(*tools, replace=replace)
+        return self
+
+    use = with_tool
+
+    def with_schema(self, schema: type[BaseModel] | dict[str, Any] | None) -> Chat:
+        self.core.with_schema(schema)
+        return self
+
+    def with_params(self, **params: Any) -> Chat:
+        self.core.with_params(**params)
+        return self
+
+    def with_thinking(self, budget_tokens: int | None = None, **options: Any) -> Chat:
+        self.core.with_thinking(budget_tokens, **options)
+        return self
+
+    def with_effort(self, effort: str) -> Chat:
+        self.core.with_effort(effort)
+        return self
+
+    def with_tool_concurrency(self, concurrency: int) -> Chat:
+        self.core.with_tool_concurrency(concurrency)
+        return self
+
+    def with_tool_execution(self, mode: str) -> Chat:
+        self.core.with_tool_execution(mode)
+        return self
+
+    def with_tool_choice(self, choice: str | None) -> Chat:
+        self.core.with_tool_choice(choice)
+        return self
+
+    def with_tool_calls(self, parallel: bool | None) -> Chat:
+        self.core.with_tool_calls(parallel)
+        return self
+
+    # ---- hooks (delegated) ---------------------------------------------------------------
+
+    def on_tool_call_start(self, hook: Hook) -> Chat:
+        self.core.on_tool_call_start(hook)
+        return self
+
+    on_tool_call = on_tool_call_start
+
+    def on_tool_call_end(self, hook: Hook) -> Chat:
+        self.core.on_tool_call_end(hook)
+        return self
+
+    def on_tool_result(self, hook: Hook) -> Chat:
+        self.core.on_tool_result(hook)
+        return self
+
+    def on_tool_call_error(self, hook: Hook) -> Chat:
+        self.core.on_tool_call_error(hook)
+        return self
+
+    def on_confirm_tool_call(self, hook: Hook) -> Chat:
+        self.core.on_confirm_tool_call(hook)
+        return self
+
+    def after_response(self, hook: Hook) -> Chat:
+        self.core.after_response(hook)
+        return self
+
+    def on_before_request(self, hook: Hook) -> Chat:
+        self.core.on_before_request(hook)
+        return self
+
+    def on_new_message(self, hook: Hook) -> Chat:
+        self.core.on_new_message(hook)
+        return self
+
+    def on_end_message(self, hook: Hook) -> Chat:
+        self.core.on_end_message(hook)
+        return self
+
+
+def _core_options(options: dict[str, Any]) -> dict[str, Any]:
+    core = {k: v for k, v in options.items() if k in RUNTIME_OPTIONS and k != "persistence"}
+    core.pop("debug", None)
+    return core
+
+
+def _check_types(options: Mapping[str, Any]) -> None:
+    for key in _STRING_OPTIONS:
+        value = options.get(key)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{key} must be a string, not {type(value).__name__}")
+    if "metadata" in options:
+        check_metadata(options["metadata"])
+
+
+async def create_chat(
+    db: Any,
+    llm: LLM,
+    options: Mapping[str, Any] | None = None,
+    table_names: TableNames | dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Chat:
+    """Create a chat row and return a Chat that persists every turn.
+
+    Options are `model`, `provider`, `instructions`, `metadata` (columns), runtime options
+    (`temperature`, `max_tokens`, `thinking`, `persistence`...) and any custom column of the
+    chat table (`userId`...). An unknown column raises before anything is written.
+    """
+    check_llm(llm)
+    opts = merge_options(options, kwargs)
+    _check_types(opts)
+    persistence = Persistence.coerce(opts.get("persistence"))
+    store = await open_store(db, TableNames.coerce(table_names))
+    custom = {k: v for k, v in opts.items() if k not in RUNTIME_OPTIONS and k not in CHAT_COLUMNS}
+    if custom:
+        columns = await store.chat_columns()
+        reserved = {"id", "createdAt", "updatedAt"}
+        unknown = sorted(k for k in custom if k not in columns or k in reserved)
+        if unknown:
+            raise ValueError(
+                f"unknown chat option or column {', '.join(map(repr, unknown))}; the chat table "
+                f"has columns {sorted(columns - reserved)} and the runtime options are "
+                f"{sorted(RUNTIME_OPTIONS)}"
+            )
+    chat_llm = llm.with_provider(opts["provider"]) if opts.get("provider") else llm
+    core = chat_llm.chat(opts.get("model"), **_core_options(opts))
+    if opts.get("instructions"):
+        core.with_instructions(opts["instructions"])
+    now = utc_now()
+    row = {
+        "id": new_id(),
+        "model": core.model,
+        "provider": core.provider.name,
+        "instructions": opts.get("instructions"),
+        "metadata": opts.get("metadata"),
+        "createdAt": now,
+        "updatedAt": now,
+        **custom,
+    }
+    record = await store.create_chat(row)
+    return Chat(store, record, core, persistence=persistence, history_loaded=True)
+
+
+async def load_chat(
+    db: Any,
+    llm: LLM,
+    chat_id: str,
+    options: Mapping[str, Any] | None = None,
+    table_names: TableNames | dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Chat | None:
+    """Load a stored chat (None if there is none); its history is read at the first turn."""
+    check_llm(llm)
+    if not isinstance(chat_id, str):
+        raise TypeError(f"chat_id must be a string, not {type(chat_id).__name__}")
+    opts = merge_options(options, kwargs)
+    _check_types(opts)
+    persistence = Persistence.coerce(opts.get("persistence"))
+    store = await open_store(db, TableNames.coerce(table_names))
+    record = await store.get_chat(chat_id)
+    if record is None:
+        return None
+    provider = opts.get("provider") or record.provider
+    chat_llm = llm.with_provider(provider) if provider and provider != llm.provider_name else llm
+    core = chat_llm.chat(opts.get("model") or record.model, **_core_options(opts))
+    return Chat(store, record, core, persistence=persistence, history_loaded=False)

@@ -1,0 +1,46 @@
+"""Row ids and timestamps that sort in the order rows were written.
+
+Ids are UUIDv7 strings (RFC 9562): 48 bits of Unix milliseconds, then a 12-bit counter that
+increases within one millisecond, then random bits. Lowercase fixed-width hex sorts like the
+number, so ordering messages by (createdAt, id) is deterministic even when several rows share
+a millisecond, which is what `messages()` promises.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import UTC, datetime
+
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def _next_slot() -> tuple[int, int]:
+    global _last_ms, _counter
+    with _lock:
+        now = time.time_ns() // 1_000_000
+        if now > _last_ms:
+            _last_ms, _counter = now, 0
+        else:
+            # Same millisecond (or the clock stepped back): keep counting forward.
+            _counter += 1
+            if _counter > 0xFFF:
+                _last_ms, _counter = _last_ms + 1, 0
+        return _last_ms, _counter
+
+
+def new_id() -> str:
+    ms, counter = _next_slot()
+    rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
+    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def utc_now() -> datetime:
+    """Now, in UTC, truncated to the millisecond the databases keep."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
