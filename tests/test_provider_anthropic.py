@@ -713,3 +713,32 @@ async def test_tool_round_trip_through_core_chat() -> None:
     ]
     assert bodies[0]["tools"][0]["name"] == "get_weather"
     assert bodies[0]["tools"][0]["input_schema"]["properties"]["city"]["type"] == "string"
+
+
+async def test_schema_through_core_chat_parses_the_tool_input() -> None:
+    from nodellm_orm import create_llm
+
+    class City(BaseModel):
+        name: str
+        population: int
+
+    stream = wire("stream_structured_output.sse").encode()
+    bodies: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(sent_body(request))
+        return httpx.Response(200, content=stream, headers={"content-type": "text/event-stream"})
+
+    llm = create_llm(
+        provider="anthropic",
+        api_key="k",
+        http=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+    )
+    chat = llm.chat(MODEL).with_schema(City)
+    chunks = [chunk async for chunk in chat.stream("Paris?")]
+
+    assert chunks[-1].done
+    assert chat.last_response is not None
+    assert chat.last_response.parsed == City(name="Paris", population=2102650)
+    assert chat.last_response.tool_calls == []
+    assert bodies[0]["tool_choice"] == {"type": "tool", "name": "structured_output"}
