@@ -1,0 +1,355 @@
+"""The shipped migrations and the engine-free runner, on real SQLite files and PostgreSQL.
+
+PostgreSQL: NODELLM_TEST_PG_URL when set, else a throwaway local cluster when the server
+binaries are installed (tests/support/postgres.py); skipped otherwise.
+
+The expected catalog is derived from schema.prisma with Prisma's naming and type-mapping
+rules, so these tests fail when the schema and the shipped SQL drift apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from support.postgres import create_database, postgres_url
+
+from nodellm_orm.migrations import (
+    MIGRATIONS_ROOT,
+    MigrationChecksumError,
+    MigrationError,
+    MigrationFailedError,
+    applied_migrations,
+    async_url,
+    load_migrations,
+    mark_rolled_back,
+    migrate,
+    migrate_url,
+)
+from nodellm_orm.migrations.runner import split_sqlite_script
+from nodellm_orm.schema import schema_for
+
+PG_URL = postgres_url()
+PROVIDERS = ["sqlite", "postgresql"]
+
+
+@dataclass
+class Db:
+    provider: str
+    engine: AsyncEngine
+    url: str
+
+
+@pytest.fixture(params=PROVIDERS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Db]:
+    provider: str = request.param
+    if provider == "sqlite":
+        url = "sqlite+aiosqlite:///" + str(tmp_path / "app.db")
+    else:
+        if PG_URL is None:
+            pytest.skip("no PostgreSQL available (set NODELLM_TEST_PG_URL)")
+        url = await create_database(PG_URL, prefix="mig")
+    engine = create_async_engine(url)
+    try:
+        yield Db(provider, engine, url)
+    finally:
+        await engine.dispose()
+
+
+def copy_migrations(tmp_path: Path) -> Path:
+    root = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_ROOT, root, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return root
+
+
+# --- the expected catalog, from schema.prisma -------------------------------------------
+
+SQL_TYPES = {
+    "sqlite": {
+        "String": "TEXT",
+        "Int": "INTEGER",
+        "Float": "REAL",
+        "DateTime": "DATETIME",
+    },
+    "postgresql": {
+        "String": "TEXT",
+        "Int": "INTEGER",
+        "Float": "DOUBLE PRECISION",
+        "DateTime": "TIMESTAMP(3)",
+        "Json": "JSONB",
+    },
+}
+
+
+@dataclass
+class Catalog:
+    columns: dict[
+        str, dict[str, tuple[str, bool, str | None]]
+    ]  # table -> col -> (type, null, default)
+    primary_keys: dict[str, list[str]]
+    indexes: dict[str, set[tuple[str, bool, tuple[str, ...]]]]  # table -> (name, unique, cols)
+    foreign_keys: dict[str, set[tuple[str, tuple[str, ...], str, tuple[str, ...], str, str]]]
+
+
+def expected_catalog(provider: str) -> Catalog:
+    schema = schema_for(provider)
+    models = dict(re.findall(r"model (\w+) \{(.*?)\n\}", schema, re.S))
+    catalog = Catalog({}, {}, {}, {})
+    for model, body in models.items():
+        columns: dict[str, tuple[str, bool, str | None]] = {}
+        indexes: set[tuple[str, bool, tuple[str, ...]]] = set()
+        fks: set[tuple[str, tuple[str, ...], str, tuple[str, ...], str, str]] = set()
+        for line in body.strip().splitlines():
+            line = line.strip()
+            if block := re.match(r"@@(index|unique)\(\[([\w, ]+)\]\)", line):
+                cols = tuple(c.strip() for c in block.group(2).split(","))
+                suffix = "idx" if block.group(1) == "index" else "key"
+                indexes.add((f"{model}_{'_'.join(cols)}_{suffix}", suffix == "key", cols))
+                continue
+            field = re.match(r"(\w+)\s+(\w+)(\?|\[\])?\s*(.*)", line)
+            if field is None:
+                continue
+            name, type_, modifier, attrs = field.groups()
+            if type_ in models:
+                if relation := re.search(r"fields: \[(\w+)\], references: \[(\w+)\]", attrs):
+                    on_delete = re.search(r"onDelete: (\w+)", attrs)
+                    assert on_delete is not None
+                    fks.add(
+                        (
+                            f"{model}_{relation.group(1)}_fkey",
+                            (relation.group(1),),
+                            type_,
+                            (relation.group(2),),
+                            on_delete.group(1).upper(),
+                            "CASCADE",  # Prisma's default onUpdate for required/optional
+                        )
+                    )
+                continue
+            if modifier == "[]":
+                continue
+            default = "CURRENT_TIMESTAMP" if "@default(now())" in attrs else None
+            columns[name] = (SQL_TYPES[provider][type_], modifier == "?", default)
+            if "@id" in attrs:
+                catalog.primary_keys[model] = [name]
+            if "@unique" in attrs:
+                indexes.add((f"{model}_{name}_key", True, (name,)))
+        catalog.columns[model] = columns
+        catalog.indexes[model] = indexes
+        catalog.foreign_keys[model] = fks
+    return catalog
+
+
+def _type_name(column_type: Any) -> str:
+    name = str(column_type.compile()) if hasattr(column_type, "compile") else str(column_type)
+    if name.startswith("TIMESTAMP"):
+        precision = getattr(column_type, "precision", None)
+        tz = " WITH TIME ZONE" if getattr(column_type, "timezone", False) else ""
+        return f"TIMESTAMP({precision}){tz}" if precision is not None else f"TIMESTAMP{tz}"
+    return name
+
+
+def _default(value: str | None) -> str | None:
+    return None if value is None else value.strip("()").upper()
+
+
+def read_catalog(sync: Connection, tables: list[str]) -> Catalog:
+    inspector = inspect(sync)
+    catalog = Catalog({}, {}, {}, {})
+    for table in tables:
+        catalog.columns[table] = {
+            c["name"]: (_type_name(c["type"]), bool(c["nullable"]), _default(c.get("default")))
+            for c in inspector.get_columns(table)
+        }
+        catalog.primary_keys[table] = inspector.get_pk_constraint(table)["constrained_columns"]
+        catalog.indexes[table] = {
+            (str(i["name"]), bool(i["unique"]), tuple(str(c) for c in i["column_names"]))
+            for i in inspector.get_indexes(table)
+        }
+        catalog.foreign_keys[table] = {
+            (
+                str(fk["name"]),
+                tuple(fk["constrained_columns"]),
+                fk["referred_table"],
+                tuple(fk["referred_columns"]),
+                fk["options"].get("ondelete", "NO ACTION").upper(),
+                fk["options"].get("onupdate", "NO ACTION").upper(),
+            )
+            for fk in inspector.get_foreign_keys(table)
+        }
+    return catalog
+
+
+async def table_names(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as conn:
+        return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+
+
+# --- tests ------------------------------------------------------------------------------
+
+
+def test_each_provider_ships_one_init_migration_in_prisma_layout() -> None:
+    for provider in ("sqlite", "postgresql"):
+        lock = (MIGRATIONS_ROOT / provider / "migration_lock.toml").read_text()
+        assert re.search(rf'^provider = "{provider}"$', lock, re.M)
+        migrations = load_migrations(provider)
+        assert [re.fullmatch(r"\d{14}_init", m.name) is not None for m in migrations] == [True]
+        script = migrations[0].script.decode()
+        # What `prisma migrate dev` writes: step markers, one trailing newline, no header.
+        assert script.startswith("-- CreateTable\n")
+        assert script.endswith(";\n") and not script.endswith(";\n\n")
+        # Prisma 5.17 (pinned by prisma-client-py) emits no CreateSchema step.
+        assert "CREATE SCHEMA" not in script
+
+
+async def test_migrate_creates_the_schema_of_schema_prisma(db: Db) -> None:
+    applied = await migrate(db.engine)
+    assert applied == [m.name for m in load_migrations(db.provider)]
+    expected = expected_catalog(db.provider)
+    tables = sorted(expected.columns)
+    assert await table_names(db.engine) == {*tables, "_prisma_migrations"}
+    async with db.engine.connect() as conn:
+        actual = await conn.run_sync(read_catalog, tables)
+    assert actual.columns == expected.columns
+    assert actual.primary_keys == expected.primary_keys
+    assert actual.indexes == expected.indexes
+    assert actual.foreign_keys == expected.foreign_keys
+
+
+async def test_bookkeeping_matches_prisma_migrate(db: Db) -> None:
+    await migrate(db.engine)
+    migration = load_migrations(db.provider)[0]
+    [record] = await applied_migrations(db.engine)
+    assert record.migration_name == migration.name
+    assert record.checksum == hashlib.sha256(migration.path.read_bytes()).hexdigest()
+    assert record.applied_steps_count == 1
+    assert record.logs is None and record.rolled_back_at is None
+    assert record.finished_at is not None and record.finished_at >= record.started_at
+    async with db.engine.connect() as conn:
+        raw = (
+            await conn.execute(text("SELECT id, started_at, finished_at FROM _prisma_migrations"))
+        ).one()
+        columns = await conn.run_sync(
+            lambda sync: {
+                c["name"]: _type_name(c["type"])
+                for c in inspect(sync).get_columns("_prisma_migrations")
+            }
+        )
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", raw.id)
+    if db.provider == "sqlite":
+        # Prisma's native SQLite engine stores DateTime as epoch milliseconds.
+        assert isinstance(raw.started_at, int) and isinstance(raw.finished_at, int)
+        assert columns["started_at"] == "DATETIME"
+        async with db.engine.connect() as conn:
+            ddl = (
+                await conn.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = '_prisma_migrations'"
+                )
+            ).scalar_one()
+        assert '"applied_steps_count"   INTEGER UNSIGNED NOT NULL DEFAULT 0' in ddl
+    else:
+        assert columns["started_at"].endswith("WITH TIME ZONE")
+        assert columns["id"] == "VARCHAR(36)" and columns["checksum"] == "VARCHAR(64)"
+
+
+async def test_rerun_is_a_no_op(db: Db) -> None:
+    first = await migrate(db.engine)
+    before = await applied_migrations(db.engine)
+    assert await migrate(db.engine) == []
+    assert first and await applied_migrations(db.engine) == before
+
+
+async def test_tampered_applied_migration_is_reported_not_reapplied(db: Db, tmp_path: Path) -> None:
+    root = copy_migrations(tmp_path)
+    await migrate(db.engine, root=root)
+    migration = load_migrations(db.provider, root)[0]
+    migration.path.write_bytes(migration.script + b'\nDROP TABLE "LlmRequest";\n')
+    with pytest.raises(MigrationChecksumError, match=migration.name) as info:
+        await migrate(db.engine, root=root)
+    assert info.value.current != info.value.recorded
+    assert "LlmRequest" in await table_names(db.engine)
+
+
+async def test_line_ending_conversion_is_not_tampering(db: Db, tmp_path: Path) -> None:
+    root = copy_migrations(tmp_path)
+    await migrate(db.engine, root=root)
+    migration = load_migrations(db.provider, root)[0]
+    migration.path.write_bytes(migration.script.replace(b"\n", b"\r\n"))
+    assert await migrate(db.engine, root=root) == []
+
+
+async def test_failed_migration_is_recorded_like_prisma_and_blocks_until_resolved(
+    db: Db, tmp_path: Path
+) -> None:
+    root = copy_migrations(tmp_path)
+    await migrate(db.engine, root=root)
+    broken = root / db.provider / "20991231000000_broken"
+    broken.mkdir()
+    (broken / "migration.sql").write_text(
+        '-- CreateTable\nCREATE TABLE "Half" ("id" TEXT NOT NULL);\n'
+        '-- AlterTable\nALTER TABLE "NoSuchTable" ADD COLUMN "x" TEXT;\n'
+    )
+    with pytest.raises(MigrationFailedError, match="20991231000000_broken"):
+        await migrate(db.engine, root=root)
+    records = {r.migration_name: r for r in await applied_migrations(db.engine)}
+    failed = records["20991231000000_broken"]
+    assert failed.finished_at is None and failed.applied_steps_count == 0
+    assert failed.logs and "NoSuchTable" in failed.logs
+    # The migration's transaction was rolled back: no half-applied schema.
+    assert "Half" not in await table_names(db.engine)
+
+    with pytest.raises(MigrationFailedError, match="earlier run"):
+        await migrate(db.engine, root=root)
+
+    (broken / "migration.sql").write_text('-- CreateTable\nCREATE TABLE "Half" ("id" TEXT);\n')
+    await mark_rolled_back(db.engine, "20991231000000_broken")
+    assert await migrate(db.engine, root=root) == ["20991231000000_broken"]
+    assert "Half" in await table_names(db.engine)
+
+
+async def test_existing_tables_without_bookkeeping_are_refused(db: Db) -> None:
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql('CREATE TABLE "LlmChat" ("id" TEXT PRIMARY KEY)')
+    with pytest.raises(MigrationError, match="Baseline"):
+        await migrate(db.engine)
+
+
+async def test_migrate_url_accepts_prisma_style_sqlite_urls(tmp_path: Path) -> None:
+    path = tmp_path / "dev.db"
+    assert await migrate_url(f"file:{path}") == [load_migrations("sqlite")[0].name]
+    assert await migrate_url(f"sqlite:///{path}") == []
+
+
+def test_async_url_forms() -> None:
+    assert async_url("file:./dev.db") == "sqlite+aiosqlite:///./dev.db"
+    assert async_url("sqlite:////tmp/x.db") == "sqlite+aiosqlite:////tmp/x.db"
+    assert (
+        async_url("postgresql://u:p@h:5432/db?schema=public")
+        == "postgresql+asyncpg://u:p@h:5432/db"
+    )
+    assert async_url("postgres://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert async_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"
+
+
+def test_sqlite_splitter_keeps_semicolons_inside_strings_and_triggers() -> None:
+    script = (
+        "-- CreateTable\n"
+        'CREATE TABLE "t" ("a" TEXT DEFAULT \'x;y\');\n'
+        "\n"
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN\n"
+        "  UPDATE t SET a = 'z;'; \n"
+        "END;\n"
+        "-- trailing comment\n"
+    )
+    statements = split_sqlite_script(script)
+    assert len(statements) == 2
+    assert statements[0].endswith("DEFAULT 'x;y');")
+    assert statements[1].startswith("CREATE TRIGGER") and statements[1].endswith("END;")
