@@ -9,6 +9,7 @@ rules, so these tests fail when the schema and the shipped SQL drift apart.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import shutil
@@ -21,7 +22,6 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from support.postgres import create_database, postgres_url
 
 from nodellm_orm.migrations import (
     MIGRATIONS_ROOT,
@@ -37,6 +37,7 @@ from nodellm_orm.migrations import (
 )
 from nodellm_orm.migrations.runner import split_sqlite_script
 from nodellm_orm.schema import schema_for
+from tests.support.postgres import create_database, postgres_url
 
 PG_URL = postgres_url()
 PROVIDERS = ["sqlite", "postgresql"]
@@ -326,6 +327,35 @@ async def test_migrate_url_accepts_prisma_style_sqlite_urls(tmp_path: Path) -> N
     path = tmp_path / "dev.db"
     assert await migrate_url(f"file:{path}") == [load_migrations("sqlite")[0].name]
     assert await migrate_url(f"sqlite:///{path}") == []
+
+
+async def test_concurrent_runners_apply_once(tmp_path: Path) -> None:
+    url = "sqlite+aiosqlite:///" + str(tmp_path / "race.db")
+    engines = [create_async_engine(url) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(migrate(e) for e in engines))
+        assert sorted(len(r) for r in results) == [0, 0, 1]
+        assert len(await applied_migrations(engines[0])) == 1
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_migrate_url_honours_prisma_schema_parameter() -> None:
+    if PG_URL is None:
+        pytest.skip("no PostgreSQL available (set NODELLM_TEST_PG_URL)")
+    url = await create_database(PG_URL, prefix="mig")
+    prisma_style = url.replace("postgresql+asyncpg://", "postgresql://") + "?schema=llm"
+    assert await migrate_url(prisma_style) == [load_migrations("postgresql")[0].name]
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda s: inspect(s).get_table_names(schema="llm"))
+            public = await conn.run_sync(lambda s: inspect(s).get_table_names())
+    finally:
+        await engine.dispose()
+    assert {"LlmChat", "_prisma_migrations"} <= set(tables)
+    assert public == []
 
 
 def test_async_url_forms() -> None:

@@ -10,7 +10,9 @@ import re
 from pathlib import Path
 
 import pytest
-from support.prisma_offline import (
+
+from nodellm_orm.schema import PROVIDERS, reference_schema, schema_for
+from tests.support.prisma_offline import (
     GeneratedClient,
     dummy_database_url,
     generate_client,
@@ -19,8 +21,6 @@ from support.prisma_offline import (
     offline_env,
     run_prisma,
 )
-
-from nodellm_orm.schema import PROVIDERS, reference_schema, schema_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DELEGATES = ("llmchat", "llmmessage", "llmtoolcall", "llmrequest", "llmagentsession")

@@ -249,8 +249,17 @@ def async_url(url: str) -> str:
 
 async def migrate_url(url: str, *, root: Path | None = None) -> list[str]:
     """`migrate` on a URL (any form `async_url` accepts); disposes its engine afterwards."""
-    engine = create_async_engine(async_url(url))
+    schema = make_url(url).query.get("schema") if "://" in url else None
+    connect_args: dict[str, Any] = {}
+    if isinstance(schema, str) and make_url(async_url(url)).get_backend_name() == "postgresql":
+        # Prisma's `?schema=` selects (and creates) the PostgreSQL schema to migrate.
+        connect_args["server_settings"] = {"search_path": schema}
+    engine = create_async_engine(async_url(url), connect_args=connect_args)
     try:
+        if "server_settings" in connect_args:
+            async with engine.begin() as conn:
+                quoted = str(schema).replace('"', '""')
+                await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{quoted}"')
         return await migrate(engine, root=root)
     finally:
         await engine.dispose()
@@ -279,14 +288,7 @@ async def migrate(engine: AsyncEngine, *, root: Path | None = None) -> list[str]
 
 async def _migrate(conn: AsyncConnection, provider: str, migrations: list[Migration]) -> list[str]:
     if not await _table_exists(conn, provider, MIGRATIONS_TABLE):
-        existing = [t for t in _OWN_TABLES if await _table_exists(conn, provider, t)]
-        if existing:
-            raise MigrationError(
-                f"the database already has {', '.join(existing)} but no {MIGRATIONS_TABLE} "
-                "table, so it was not created by these migrations (perhaps `prisma db push`). "
-                "Baseline it with `prisma migrate resolve --applied <migration>` instead."
-            )
-        await conn.exec_driver_sql(_CREATE_TABLE[provider])
+        await _create_migrations_table(conn, provider)
 
     records = await _read_records(conn, provider)
     _check_history(migrations, records)
@@ -299,6 +301,27 @@ async def _migrate(conn: AsyncConnection, provider: str, migrations: list[Migrat
         if await _apply(conn, provider, migration):
             applied.append(migration.name)
     return applied
+
+
+async def _create_migrations_table(conn: AsyncConnection, provider: str) -> None:
+    # On SQLite the write lock of BEGIN IMMEDIATE makes check-and-create atomic between two
+    # runners starting together; on PostgreSQL the advisory lock already does.
+    await conn.exec_driver_sql("BEGIN IMMEDIATE" if provider == "sqlite" else "BEGIN")
+    try:
+        if not await _table_exists(conn, provider, MIGRATIONS_TABLE):
+            existing = [t for t in _OWN_TABLES if await _table_exists(conn, provider, t)]
+            if existing:
+                raise MigrationError(
+                    f"the database already has {', '.join(existing)} but no "
+                    f"{MIGRATIONS_TABLE} table, so these migrations did not create it (perhaps "
+                    "`prisma db push` did). Baseline it with "
+                    "`prisma migrate resolve --applied <migration>` instead."
+                )
+            await conn.exec_driver_sql(_CREATE_TABLE[provider])
+        await conn.exec_driver_sql("COMMIT")
+    except BaseException:
+        await _rollback(conn)
+        raise
 
 
 def _check_history(migrations: Sequence[Migration], records: Sequence[AppliedMigration]) -> None:
