@@ -490,8 +490,11 @@ class SqlStore:
         """createdAt as one comparable value, whichever form SQLite holds it in."""
         if self._s.name != "sqlite":
             return col
-        as_ms = cast(func.round((func.julianday(col) - 2440587.5) * 86400000.0), Integer)
-        return case((func.typeof(col) == "text", as_ms), else_=col)
+        # Literal constants, not bind parameters: the compiled SQL is cached and reused.
+        unix_epoch_jd: ColumnElement[Any] = literal_column("2440587.5")
+        ms_per_day: ColumnElement[Any] = literal_column("86400000.0")
+        as_ms = cast(func.round((func.julianday(col) - unix_epoch_jd) * ms_per_day), Integer)
+        return case((func.typeof(col) == literal_column("'text'"), as_ms), else_=col)
 
     def _encode(self, row: Row, json_fields: frozenset[str] = _JSON_FIELDS) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -845,10 +848,11 @@ class SqlStore:
 
     async def usage(self, chat_id: str | None = None) -> UsageTotals:
         r = self._t.request
+        zero: ColumnElement[Any] = literal_column("0")
         cols = (
             func.count(),
-            func.coalesce(func.sum(r.c.inputTokens), 0),
-            func.coalesce(func.sum(r.c.outputTokens), 0),
+            func.coalesce(func.sum(r.c.inputTokens), zero),
+            func.coalesce(func.sum(r.c.outputTokens), zero),
             func.sum(r.c.cost),
         )
         if chat_id is None:
