@@ -83,16 +83,34 @@ def check_llm(llm: Any) -> None:
 
 
 class ChatStream:
-    """What `ask_stream` returns: iterate it for chunks; `.message` is the stored row after."""
+    """What `ask_stream` returns: iterate it for chunks; `.message` is the stored row after.
+
+    Leaving the loop early keeps the text received so far, marked interrupted. The row is
+    written when the stream is closed: at once inside `async with chat.ask_stream(...) as s:`
+    or after `await s.aclose()`, else when the garbage collector finalises it.
+    """
 
     def __init__(self, chat: Chat, content: str, options: dict[str, Any]) -> None:
         self._chat = chat
         self._content = content
         self._options = options
+        self._iterator: AsyncGenerator[ChatChunk, None] | None = None
         self.message: MessageRecord | None = None
 
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
-        return self._run()
+        if self._iterator is None:
+            self._iterator = self._run()
+        return self._iterator
+
+    async def aclose(self) -> None:
+        if self._iterator is not None:
+            await self._iterator.aclose()
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def _run(self) -> AsyncGenerator[ChatChunk, None]:
         chat = self._chat
