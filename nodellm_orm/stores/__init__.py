@@ -26,10 +26,13 @@ def is_prisma_client(db: Any) -> bool:
 def _base_store(db: Any) -> Store:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    cached = _stores.get(db)
-    if cached is not None:
-        return cached
-    store: Store
+    store: Store | None
+    try:
+        store = _stores.get(db)
+    except TypeError:  # not weak-referenceable: certainly not an engine or a client
+        store = None
+    if store is not None:
+        return store
     if isinstance(db, AsyncEngine):
         from .sql import SqlStore
 
