@@ -83,7 +83,7 @@ async def test_session_resumes_with_history_from_the_database(
 
 async def test_loading_with_another_class_is_refused(database: Database, llm: LLM) -> None:
     session = await create_agent_session(database.db, llm, Support)
-    with pytest.raises(AgentClassMismatchError, match="Support.*Other|Other.*Support"):
+    with pytest.raises(AgentClassMismatchError, match=r"Support.*Other|Other.*Support"):
         await load_agent_session(database.db, llm, Other, session.id)
     assert await load_agent_session(database.db, llm, Support, "missing") is None
 

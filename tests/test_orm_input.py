@@ -64,7 +64,7 @@ async def test_wrong_argument_types_are_refused(database: Database, llm: LLM) ->
 
 
 async def test_unknown_table_name_lists_the_available_ones(database: Database, llm: LLM) -> None:
-    with pytest.raises(StoreError, match="(?i)llmchat") as info:
+    with pytest.raises(StoreError, match=r"(?i)llmchat") as info:
         await create_chat(database.db, llm, table_names=TableNames(chat="NoSuchChat"))
     assert "NoSuchChat" in str(info.value)
     store = await database.store()

@@ -179,7 +179,7 @@ async def create_agent_session(
     )
     now = utc_now()
     resolved = agent.resolve_instructions()
-    chat_row = {
+    chat_row: dict[str, Any] = {
         "id": new_id(),
         "model": agent.chat.model,
         "provider": agent.chat.provider.name,
