@@ -24,13 +24,14 @@ DateTime values come back as aware UTC datetimes; naive datetimes given are take
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -143,7 +144,8 @@ def normalize_url(url: str) -> str:
 
 # --- statements -----------------------------------------------------------------------------
 
-Step = tuple[str, tuple[Any, ...], bool]  # (sql, args, returns rows)
+# (sql, args, what to return: False = rowcount, True = rows, a function = built from rows)
+Step = tuple[str, tuple[Any, ...], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +153,17 @@ class _Sql:
     text: str
     names: tuple[str, ...]
 
-    def step(self, params: dict[str, Any], rows: bool) -> Step:
+    def step(self, params: dict[str, Any], rows: Any) -> Step:
         return (self.text, tuple([params[n] for n in self.names]), rows)
+
+
+def _message_records(rows: list[Any]) -> list[MessageRecord]:
+    # Runs where the rows are fetched (SQLite: the driver's thread), positional for speed.
+    dt, rec, epoch, ms = from_db_datetime, MessageRecord, _EPOCH, timedelta
+    return [
+        rec(*r[:13], epoch + ms(milliseconds=r[13]) if type(r[13]) is int else dt(r[13]))  # type: ignore[call-arg]
+        for r in rows
+    ]
 
 
 # --- connections ----------------------------------------------------------------------------
@@ -167,13 +178,29 @@ class _Lease(Protocol):
     async def rollback(self) -> None: ...
 
 
+def _fetch(fetchall: Callable[[], Sequence[Any]], build: Any) -> Any:
+    """Fetch rows (and build records when `build` is a function) with the GC paused.
+
+    A 10,000-message chat allocates ~200,000 tracked objects; letting the cyclic GC rescan
+    them while they are created cost about a third of the load time when measured.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        data = fetchall()
+        return build(data) if callable(build) else data
+    finally:
+        if paused:
+            gc.enable()
+
+
 def _sqlite_run(raw: sqlite3.Connection, steps: Sequence[Step], autocommit: bool) -> list[Any]:
     # Runs in aiosqlite's worker thread: every statement and the commit in one hop.
     out: list[Any] = []
     try:
         for sql, args, rows in steps:
             cur = raw.execute(sql, args)
-            out.append(cur.fetchall() if rows else cur.rowcount)
+            out.append(_fetch(cur.fetchall, rows) if rows else cur.rowcount)
             cur.close()
         if autocommit and raw.in_transaction:
             raw.commit()
@@ -229,7 +256,7 @@ class _PgLease:
         out: list[Any] = []
         for sql, args, rows in steps:
             res = await self.conn.exec_driver_sql(sql, args)
-            out.append(res.all() if rows else res.rowcount)
+            out.append(_fetch(res.all, rows) if rows else res.rowcount)
         return out
 
     async def begin(self) -> None:
@@ -377,6 +404,9 @@ class _Shared:
 
 
 # --- the store ------------------------------------------------------------------------------
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _now() -> datetime:
@@ -720,10 +750,8 @@ class SqlStore:
             )
             params["at"] = self._dt(after[0])
             params["after_id"] = after[1]
-        (rows,) = await self._s.run([sql.step(params, True)])
-        dt = from_db_datetime
-        rec = MessageRecord
-        return [rec(*r[:13], dt(r[13])) for r in rows]  # type: ignore[call-arg]
+        (records,) = await self._s.run([sql.step(params, _message_records)])
+        return records  # type: ignore[no-any-return]
 
     async def count_messages(self, chat_id: str) -> int:
         m = self._t.message
