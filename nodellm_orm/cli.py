@@ -1,0 +1,708 @@
+"""The `nodellm-orm` command line: schema, migrations, a demo, and chat inspection.
+
+```
+nodellm-orm init [--provider sqlite]      write prisma/schema.prisma
+nodellm-orm sync                          what an existing schema.prisma is missing
+nodellm-orm migrate --url URL             apply the shipped migrations (no Prisma engine)
+nodellm-orm demo                          a persisted chat with a tool call and a stream
+nodellm-orm chats list|show|export|import|stats
+```
+
+Database URLs: `sqlite:///path.db` (the default), `postgresql://user:pw@host/db` (with
+`pip install nodellm-orm[postgresql]`), or Prisma's `file:./dev.db`. `--url` defaults to
+$DATABASE_URL, as Prisma's own schema does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import BaseModel
+
+from .core.errors import LLMError
+from .core.llm import LLM, create_llm, provider_class, provider_names
+from .core.tools import Tool
+from .migrations.runner import MigrationError, async_url, migrate_url
+from .orm.chat import create_chat, load_chat
+from .orm.options import TableNames
+from .orm.records import ChatRecord, MessageRecord, ToolCallRecord
+from .schema import PROVIDERS, schema_for
+from .stores.base import StoreError
+from .stores.sql import SqlStore, connect
+
+T = TypeVar("T")
+
+DEFAULT_URL = "sqlite:///nodellm.db"
+DEMO_URL = "sqlite:///nodellm-demo.db"
+DEFAULT_SCHEMA_PATH = "prisma/schema.prisma"
+# Chats are read in pages so `export` keeps memory bounded by a page, not the database.
+_PAGE = 200
+
+url_option = click.option(
+    "--url",
+    envvar="DATABASE_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="Database URL (env DATABASE_URL).",
+)
+
+
+# ---- plumbing -------------------------------------------------------------------------------
+
+
+def _run(coro: Awaitable[T]) -> T:
+    """Run a command's coroutine, turning database failures into one-line errors."""
+
+    async def guarded() -> T:
+        try:
+            return await coro
+        except (click.ClickException, click.exceptions.Exit):
+            raise
+        except MigrationError as exc:
+            raise click.ClickException(f"migration failed: {exc}") from exc
+        except StoreError as exc:
+            raise click.ClickException(
+                f"{exc} (run `nodellm-orm migrate --url ...` to create the tables)"
+            ) from exc
+        except LLMError as exc:
+            raise click.ClickException(f"LLM provider error: {exc}") from exc
+        except ModuleNotFoundError as exc:
+            hint = " (pip install 'nodellm-orm[postgresql]')" if exc.name == "asyncpg" else ""
+            raise click.ClickException(f"missing database driver {exc.name!r}{hint}") from exc
+        except Exception as exc:
+            # SQLAlchemy/driver errors (cannot open file, connection refused, bad scheme):
+            # their class name says which layer failed, their message says why.
+            from sqlalchemy.exc import SQLAlchemyError
+
+            if isinstance(exc, SQLAlchemyError | OSError | ValueError):
+                raise click.ClickException(f"{type(exc).__name__}: {_first_line(exc)}") from exc
+            raise
+
+    return asyncio.run(guarded())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file behind an SQLite URL (None for other databases and for `:memory:`)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(async_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _check_url(url: str) -> str:
+    """The SQLAlchemy async URL for `url`, or a ClickException naming what is wrong."""
+    try:
+        target = async_url(url)
+        from sqlalchemy.engine import make_url
+
+        backend = make_url(target).get_backend_name()
+    except Exception as exc:
+        raise click.ClickException(f"bad database URL {url!r}: {_first_line(exc)}") from exc
+    if backend not in ("sqlite", "postgresql"):
+        raise click.ClickException(
+            f"unsupported database URL {url!r}: the sql backend speaks sqlite:///file.db and "
+            "postgresql://user:password@host/db (for MySQL use the prisma backend)"
+        )
+    return target
+
+
+async def _open(url: str, *, migrate: bool = False, must_exist: bool = True) -> SqlStore:
+    """A store over `url`, checked to hold our tables."""
+    target = _check_url(url)
+    path = _sqlite_path(url)
+    if must_exist and path is not None and not path.exists():
+        raise click.ClickException(
+            f"no database file at {path} (create it with `nodellm-orm migrate --url {url}` "
+            "or `nodellm-orm demo`)"
+        )
+    if path is not None and not path.parent.exists():
+        raise click.ClickException(f"directory {path.parent} does not exist (database URL {url})")
+    store = await connect(target, migrate=migrate)
+    try:
+        await store.bind(TableNames())
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: Any) -> Any:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value
+
+
+def _clip(text: str | None, width: int = 72) -> str:
+    if text is None:
+        return "(none)"
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _cost(cost: float | None) -> str:
+    return "n/a" if cost is None else f"${cost:.6f}"
+
+
+def _when(value: datetime | None) -> str:
+    return _iso(value) or "-"
+
+
+# ---- init / sync ----------------------------------------------------------------------------
+
+
+@click.group()
+@click.version_option(package_name="nodellm-orm")
+def main() -> None:
+    """Persist LLM conversations in SQL (the Python counterpart of @node-llm/orm)."""
+
+
+@main.command()
+@click.option(
+    "--provider",
+    type=click.Choice(PROVIDERS),
+    default="postgresql",
+    show_default=True,
+    help="Datasource provider of the schema (sqlite stores Json fields as String).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing schema file.")
+@click.option(
+    "--path",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_SCHEMA_PATH,
+    show_default=True,
+)
+def init(provider: str, force: bool, path: Path) -> None:
+    """Write the reference schema.prisma (the five Llm* models)."""
+    if path.exists() and not force:
+        raise click.ClickException(
+            f"{path} already exists; not overwriting it. Run `nodellm-orm sync --path {path}` "
+            "to see what it is missing, or pass --force to replace it."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(schema_for(provider), encoding="utf-8")
+    click.echo(f"wrote {path} (datasource provider {provider})")
+    click.echo("next: `prisma generate` for the typed client, then `prisma migrate dev`,")
+    click.echo("      or `nodellm-orm migrate --url ...` to create the tables without Prisma.")
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    type: str  # as written: String, Int?, LlmMessage[]
+    line: str
+
+
+@dataclass
+class _Model:
+    name: str
+    fields: dict[str, _Field]
+    attributes: list[str]  # @@index(...), @@unique(...), whitespace removed
+    block: str
+
+
+_BLOCK = re.compile(r"^model\s+(\w+)\s*\{(.*?)^\}", re.S | re.M)
+
+
+def parse_models(schema: str) -> dict[str, _Model]:
+    """The models of a Prisma schema: fields by name, block attributes, source text."""
+    models: dict[str, _Model] = {}
+    for match in _BLOCK.finditer(schema):
+        fields: dict[str, _Field] = {}
+        attributes: list[str] = []
+        for raw in match.group(2).splitlines():
+            line = raw.split("//", 1)[0].strip()
+            if not line:
+                continue
+            if line.startswith("@@"):
+                attributes.append("".join(line.split()))
+                continue
+            parts = line.split()
+            if len(parts) >= 2:
+                fields[parts[0]] = _Field(parts[0], parts[1], raw.rstrip())
+        models[match.group(1)] = _Model(match.group(1), fields, attributes, match.group(0))
+    return models
+
+
+def _datasource_provider(schema: str) -> str | None:
+    match = re.search(r'datasource\s+\w+\s*\{[^}]*?provider\s*=\s*"([^"]+)"', schema, re.S)
+    return match.group(1) if match else None
+
+
+@main.command()
+@click.option(
+    "--path",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_SCHEMA_PATH,
+    show_default=True,
+)
+def sync(path: Path) -> None:
+    """Report what an existing schema.prisma lacks of the reference models.
+
+    Exits 1 and prints the lines to add when a model, field or index is missing or a field
+    has another type.
+    """
+    if not path.exists():
+        raise click.ClickException(
+            f"{path} does not exist (create it with `nodellm-orm init --path {path}`)"
+        )
+    theirs_text = path.read_text(encoding="utf-8")
+    provider = _datasource_provider(theirs_text) or "postgresql"
+    if provider not in PROVIDERS:
+        raise click.ClickException(
+            f"{path}: datasource provider {provider!r} is not one of {', '.join(PROVIDERS)}"
+        )
+    ours = parse_models(schema_for(provider))
+    theirs = parse_models(theirs_text)
+    problems = 0
+    for name, model in ours.items():
+        other = theirs.get(name)
+        if other is None:
+            problems += 1
+            click.echo(f"missing model {name}; add:\n\n{model.block}\n")
+            continue
+        to_add: list[str] = []
+        for field in model.fields.values():
+            found = other.fields.get(field.name)
+            if found is None:
+                to_add.append(field.line)
+            elif found.type != field.type:
+                problems += 1
+                click.echo(
+                    f"{name}.{field.name} has type {found.type}, expected {field.type}:\n"
+                    f"  {field.line.strip()}"
+                )
+        raw_attrs = [ln for ln in model.block.splitlines() if ln.strip().startswith("@@")]
+        for attr, raw in zip(model.attributes, raw_attrs, strict=True):
+            if attr not in other.attributes:
+                to_add.append(raw.rstrip())
+        if to_add:
+            problems += len(to_add)
+            click.echo(f"model {name} is missing; add inside `model {name} {{ ... }}`:")
+            for line in to_add:
+                click.echo(line)
+            click.echo()
+    if problems:
+        click.echo(f"{path}: {problems} difference(s) from the nodellm-orm models ({provider})")
+        sys.exit(1)
+    click.echo(f"{path}: has every nodellm-orm model and field ({provider})")
+
+
+# ---- migrate --------------------------------------------------------------------------------
+
+
+@main.command()
+@url_option
+def migrate(url: str) -> None:
+    """Apply the shipped migrations (no Prisma engine needed); safe to re-run."""
+    _check_url(url)
+    path = _sqlite_path(url)
+    if path is not None and not path.parent.exists():
+        raise click.ClickException(f"directory {path.parent} does not exist (database URL {url})")
+    applied = _run(migrate_url(url))
+    if applied:
+        for name in applied:
+            click.echo(f"applied {name}")
+    else:
+        click.echo("already up to date")
+
+
+# ---- demo -----------------------------------------------------------------------------------
+
+
+class Weather(Tool):
+    """The demo's tool: made-up but deterministic weather, so offline runs are reproducible."""
+
+    name = "get_weather"
+    description = "Current weather for a city (temperature in Celsius and conditions)."
+
+    class Params(BaseModel):
+        city: str
+
+    def execute(self, params: Any) -> dict[str, Any]:
+        city = str(params.city)
+        temperature = 12 + sum(map(ord, city.lower())) % 15
+        conditions = ("sunny", "cloudy", "light rain", "windy")[len(city) % 4]
+        return {"city": city, "temperature_c": temperature, "conditions": conditions}
+
+
+def _demo_llm(provider: str | None, model: str | None) -> tuple[LLM, str | None, str]:
+    """The LLM for the demo, its model, and a sentence saying which one and why."""
+    name = (provider or os.environ.get("NODELLM_PROVIDER") or "fake").lower()
+    if name not in provider_names():
+        raise click.ClickException(
+            f"unknown provider {name!r}; known providers: {', '.join(provider_names())}"
+        )
+    if name != "fake":
+        key_env = provider_class(name).api_key_env
+        if key_env is None or os.environ.get(key_env):
+            return create_llm(name), model, f"provider {name} (real API calls)"
+        note = f"{key_env} is not set, so the demo runs offline with the FakeProvider"
+    else:
+        note = "offline FakeProvider (set --provider openai and OPENAI_API_KEY for a real model)"
+    from .testing import FakeProvider
+
+    fake = FakeProvider(chunk_size=6, latency=0.02)
+    weather = Weather().execute(Weather.Params(city="Paris"))
+    fake.reply_tool_call("get_weather", {"city": "Paris"})
+    fake.reply(
+        f"It is {weather['temperature_c']} °C and {weather['conditions']} in Paris right now."
+    )
+    fake.reply(
+        "Take a walk along the Seine to the Musée d'Orsay, then have coffee in the "
+        "Latin Quarter before sunset."
+    )
+    return create_llm(fake), model, note
+
+
+async def _print_rows(store: SqlStore, chat_id: str) -> list[MessageRecord]:
+    """Print a chat's stored messages, tool calls and requests; returns the messages."""
+    messages = await store.list_messages(chat_id)
+    calls = await store.list_tool_calls([m.id for m in messages if m.role == "assistant"])
+    requests = await store.list_requests(chat_id)
+    by_message: dict[str, list[ToolCallRecord]] = {}
+    for call in calls:
+        by_message.setdefault(call.messageId, []).append(call)
+    click.echo(f"LlmMessage ({len(messages)} rows)")
+    for i, m in enumerate(messages, 1):
+        tokens = ""
+        if m.role == "assistant":
+            tokens = f"  [tokens in {m.inputTokens} / out {m.outputTokens}, {m.modelId}]"
+            if m.contentRaw and '"interrupted"' in m.contentRaw:
+                tokens += " (interrupted)"
+        click.echo(f"  {i:>2}. {m.role:<9} {_clip(m.content, 60)}{tokens}")
+        for call in by_message.get(m.id, []):
+            click.echo(
+                f"        LlmToolCall {call.name}({call.arguments}) -> {_clip(call.result, 50)}"
+            )
+    click.echo(f"LlmToolCall ({len(calls)} rows)  LlmRequest ({len(requests)} rows)")
+    for r in requests:
+        click.echo(
+            f"  {r.provider}/{r.model}  status {r.statusCode}  {r.duration} ms  "
+            f"tokens in {r.inputTokens} / out {r.outputTokens}  cost {_cost(r.cost)}"
+        )
+    return messages
+
+
+@main.command()
+@click.option("--url", default=DEMO_URL, show_default=True, help="Database URL.")
+@click.option(
+    "--provider",
+    default=None,
+    help="LLM provider (default $NODELLM_PROVIDER, else the offline fake). A provider "
+    "whose API key variable is unset falls back to the fake.",
+)
+@click.option("--model", default=None, help="Model id (default: the provider's).")
+def demo(url: str, provider: str | None, model: str | None) -> None:
+    """Run a persisted chat (a tool call, then a stream) and print what was stored."""
+    target = _check_url(url)
+    llm, model, note = _demo_llm(provider, model)
+
+    async def run() -> None:
+        click.echo(f"database: {url}")
+        click.echo(f"llm: {note}")
+        store = await _open(target, migrate=True, must_exist=False)
+        try:
+            chat = await create_chat(
+                store,
+                llm,
+                model=model,
+                instructions="You are a concise travel assistant. Use tools for live data.",
+                metadata={"source": "nodellm-orm demo"},
+            )
+            chat.with_tool(Weather)
+            click.echo(f"\ncreated chat {chat.id} ({chat.record.provider}/{chat.record.model})")
+
+            question = "What's the weather in Paris right now?"
+            click.echo(f"\nuser: {question}")
+            chat.on_tool_call_start(
+                lambda call: click.echo(f"  [tool call] {call.name}({json.dumps(call.arguments)})")
+            )
+            answer = await chat.ask(question)
+            click.echo(f"assistant: {answer.content}")
+
+            question = "Given that weather, what should I do this afternoon? Two sentences."
+            click.echo(f"\nuser: {question}")
+            click.echo("assistant (streaming): ", nl=False)
+            async with chat.ask_stream(question) as stream:
+                async for chunk in stream:
+                    click.echo(str(chunk), nl=False)
+            click.echo()
+
+            reloaded = await load_chat(store, llm, chat.id)
+            if reloaded is None:  # pragma: no cover - it was just written
+                raise click.ClickException(f"chat {chat.id} vanished")
+            history = await reloaded.messages()
+            click.echo(f"\nreloaded with load_chat(): {len(history)} messages stored\n")
+            await _print_rows(store, chat.id)
+            stats = await reloaded.stats()
+            click.echo(
+                f"\nstats(): input {stats.input_tokens} + output {stats.output_tokens} = "
+                f"{stats.total_tokens} tokens, cost {_cost(stats.cost)}"
+            )
+            click.echo(f"\nexplore: nodellm-orm chats show {chat.id} --url {url}")
+        finally:
+            await store.close()
+            await llm.aclose()
+
+    _run(run())
+
+
+# ---- chats ----------------------------------------------------------------------------------
+
+
+@main.group()
+def chats() -> None:
+    """List, show, export, import chats and sum their usage."""
+
+
+@chats.command("list")
+@url_option
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+def chats_list(url: str, limit: int) -> None:
+    """The newest chats with their message counts and usage."""
+
+    async def run() -> None:
+        store = await _open(url)
+        try:
+            records = await store.list_chats(limit=limit)
+            if not records:
+                click.echo("no chats")
+            for chat in records:
+                count = await store.count_messages(chat.id)
+                usage = await store.usage(chat.id)
+                click.echo(
+                    f"{chat.id}  {_when(chat.createdAt)}  {chat.provider}/{chat.model}  "
+                    f"{count} messages  {usage.inputTokens + usage.outputTokens} tokens  "
+                    f"cost {_cost(usage.cost)}"
+                )
+        finally:
+            await store.close()
+
+    _run(run())
+
+
+async def _get_chat(store: SqlStore, chat_id: str, url: str) -> ChatRecord:
+    record = await store.get_chat(chat_id)
+    if record is None:
+        raise click.ClickException(f"no chat with id {chat_id!r} in {url}")
+    return record
+
+
+@chats.command("show")
+@click.argument("chat_id")
+@url_option
+def chats_show(chat_id: str, url: str) -> None:
+    """One chat: its columns, messages, tool calls and requests."""
+
+    async def run() -> None:
+        store = await _open(url)
+        try:
+            chat = await _get_chat(store, chat_id, url)
+            click.echo(f"chat {chat.id}")
+            click.echo(f"  provider/model: {chat.provider}/{chat.model}")
+            click.echo(f"  instructions:   {_clip(chat.instructions)}")
+            click.echo(f"  metadata:       {json.dumps(chat.metadata)}")
+            for key, value in chat.extra.items():
+                click.echo(f"  {key + ':':<15} {value}")
+            click.echo(f"  created:        {_when(chat.createdAt)}")
+            await _print_rows(store, chat.id)
+            usage = await store.usage(chat.id)
+            click.echo(
+                f"usage: {usage.requests} requests, input {usage.inputTokens}, "
+                f"output {usage.outputTokens}, cost {_cost(usage.cost)}"
+            )
+        finally:
+            await store.close()
+
+    _run(run())
+
+
+def _record_dict(record: Any) -> dict[str, Any]:
+    if isinstance(record, ChatRecord):
+        data = {k: v for k, v in asdict(record).items() if k != "extra"}
+        data.update(record.extra)
+    else:
+        data = asdict(record)
+    return {k: _iso(v) if isinstance(v, datetime) else v for k, v in data.items()}
+
+
+async def _iter_chats(store: SqlStore) -> AsyncIterator[ChatRecord]:
+    offset = 0
+    while True:
+        page = await store.list_chats(limit=_PAGE, offset=offset)
+        for record in page:
+            yield record
+        if len(page) < _PAGE:
+            return
+        offset += _PAGE
+
+
+async def _export_chat(store: SqlStore, chat: ChatRecord) -> dict[str, Any]:
+    messages = await store.list_messages(chat.id)
+    calls = await store.list_tool_calls([m.id for m in messages])
+    requests = await store.list_requests(chat.id)
+    return {
+        "chat": _record_dict(chat),
+        "messages": [_record_dict(m) for m in messages],
+        "toolCalls": [_record_dict(c) for c in calls],
+        "requests": [_record_dict(r) for r in requests],
+    }
+
+
+@chats.command("export")
+@url_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "json"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: one chat per line; json: one array.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File to write (default: standard output).",
+)
+def chats_export(url: str, fmt: str, output: Path | None) -> None:
+    """Every chat with its messages, tool calls and requests (oldest first)."""
+
+    async def run() -> list[dict[str, Any]]:
+        store = await _open(url)
+        try:
+            docs = [await _export_chat(store, c) async for c in _iter_chats(store)]
+        finally:
+            await store.close()
+        docs.reverse()  # list_chats is newest first; an export reads better oldest first
+        return docs
+
+    docs = _run(run())
+    if fmt == "json":
+        text = json.dumps(docs, ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"exported {len(docs)} chat(s) to {output}", err=True)
+
+
+def _read_export(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    docs: list[Any]
+    try:
+        if text.lstrip().startswith("["):
+            docs = json.loads(text)
+        else:
+            docs = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{path} is not a chats export: {exc}") from exc
+    for i, doc in enumerate(docs, 1):
+        if not (isinstance(doc, dict) and isinstance(doc.get("chat"), dict)):
+            raise click.ClickException(f"{path}: entry {i} is not a chat (no 'chat' object)")
+        if not isinstance(doc["chat"].get("id"), str):
+            raise click.ClickException(f"{path}: entry {i} has no chat id")
+    return [dict(doc) for doc in docs]
+
+
+def _rows(items: Any, times: Sequence[str]) -> Iterator[dict[str, Any]]:
+    for item in items or ():
+        yield {k: (_parse_time(v) if k in times else v) for k, v in item.items()}
+
+
+@chats.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@url_option
+def chats_import(file: Path, url: str) -> None:
+    """Re-create exported chats, ids preserved, in one transaction (all or nothing)."""
+    if not file.exists():
+        raise click.ClickException(f"no such file: {file}")
+    docs = _read_export(file)
+
+    async def run() -> int:
+        store = await _open(url, migrate=True, must_exist=False)
+        try:
+            ids = [d["chat"]["id"] for d in docs]
+            repeated = sorted({i for i in ids if ids.count(i) > 1})
+            if repeated:
+                raise click.ClickException(f"{file} holds chat {repeated[0]} more than once")
+            existing = [i for i in ids if await store.get_chat(i) is not None]
+            if existing:
+                raise click.ClickException(
+                    f"chat {existing[0]} already exists in {url}"
+                    + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
+                    + "; nothing was imported"
+                )
+            async with store.transaction():
+                for doc in docs:
+                    (chat,) = _rows([doc["chat"]], ("createdAt", "updatedAt"))
+                    await store.create_chat(chat)
+                    messages = list(_rows(doc.get("messages"), ("createdAt",)))
+                    if messages:
+                        await store.insert_messages(messages)
+                    calls = list(_rows(doc.get("toolCalls"), ("createdAt",)))
+                    if calls:
+                        await store.create_tool_calls(calls)
+                    requests = list(_rows(doc.get("requests"), ("createdAt",)))
+                    if requests:
+                        await store.create_requests(requests)
+            return len(docs)
+        finally:
+            await store.close()
+
+    count = _run(run())
+    click.echo(f"imported {count} chat(s) into {url}")
+
+
+@chats.command("stats")
+@click.argument("chat_id", required=False)
+@url_option
+def chats_stats(chat_id: str | None, url: str) -> None:
+    """Token and cost totals of one chat, or of the whole database."""
+
+    async def run() -> None:
+        store = await _open(url)
+        try:
+            if chat_id is not None:
+                await _get_chat(store, chat_id, url)
+            usage = await store.usage(chat_id)
+        finally:
+            await store.close()
+        scope = f"chat {chat_id}" if chat_id else "all chats"
+        click.echo(f"{scope}: {usage.requests} requests")
+        click.echo(f"  input tokens:  {usage.inputTokens}")
+        click.echo(f"  output tokens: {usage.outputTokens}")
+        click.echo(f"  total tokens:  {usage.inputTokens + usage.outputTokens}")
+        click.echo(f"  cost:          {_cost(usage.cost)}")
+
+    _run(run())
