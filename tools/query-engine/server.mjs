@@ -234,15 +234,19 @@ function untag(v) {
   return out;
 }
 
-function toGraphQLResponse(text) {
+// Raw query rows are already plain values in both protocols; leave user JSON in them alone.
+function toGraphQLResponse(text, action) {
   const res = JSON.parse(text);
   if (res.errors) return { errors: res.errors };
-  const values = Object.values(res.data ?? {});
-  return { data: { result: untag(values[0] ?? null) } };
+  const value = Object.values(res.data ?? {})[0] ?? null;
+  return { data: { result: action === 'queryRaw' || action === 'executeRaw' ? value : untag(value) } };
 }
 
+// Failures of the stand-in itself carry no Prisma error code, so the client raises a plain
+// DataError with our message instead of mistaking them for a database error.
 function errorBody(err) {
-  return { errors: [{ error: String(err?.message ?? err), user_facing_error: { is_panic: false, message: String(err?.message ?? err), meta: {}, error_code: 'P2010' } }] };
+  const message = `query-engine stand-in: ${err?.message ?? err}`;
+  return { errors: [{ error: message, user_facing_error: { is_panic: false, message, meta: {} } }] };
 }
 
 // ---------------------------------------------------------------- HTTP server
@@ -260,7 +264,7 @@ async function main() {
   }, (line) => { if (logQueries) process.stderr.write(`${line}\n`); }, bindAdapter(adapter));
   await engine.connect('{}');
 
-  const run = async (gqlText, txId) => JSON.stringify(toJsonProtocol(parseGraphQL(gqlText), schema));
+  const translate = (gqlText) => toJsonProtocol(parseGraphQL(gqlText), schema);
 
   async function handle(method, url, body, txId) {
     if (method === 'GET' && url === '/status') return { status: 'ok' };
@@ -283,13 +287,14 @@ async function main() {
     if (url !== '/') return null;
     const req = JSON.parse(body);
     if (req.batch) {
-      const batch = await Promise.all(req.batch.map((q) => run(q.query)));
-      const jsonBatch = { batch: batch.map((s) => JSON.parse(s)), transaction: req.transaction ? {} : undefined };
+      const batch = req.batch.map((q) => translate(q.query));
+      const jsonBatch = { batch, transaction: req.transaction ? {} : undefined };
       const res = JSON.parse(await engine.query(JSON.stringify(jsonBatch), '{}', txId));
       if (res.errors) return { errors: res.errors };
-      return { batchResult: res.batchResult.map((r) => (r.errors ? r : toGraphQLResponse(JSON.stringify(r)))) };
+      return { batchResult: res.batchResult.map((r, i) => (r.errors ? r : toGraphQLResponse(JSON.stringify(r), batch[i].action))) };
     }
-    return toGraphQLResponse(await engine.query(await run(req.query), '{}', txId));
+    const query = translate(req.query);
+    return toGraphQLResponse(await engine.query(JSON.stringify(query), '{}', txId), query.action);
   }
 
   const server = http.createServer((req, res) => {
