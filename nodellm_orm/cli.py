@@ -84,7 +84,11 @@ def _run(coro: Awaitable[T]) -> T:
             # their class name says which layer failed, their message says why.
             from sqlalchemy.exc import SQLAlchemyError
 
-            if isinstance(exc, SQLAlchemyError | OSError | ValueError):
+            if isinstance(exc, OSError):
+                raise click.ClickException(
+                    f"cannot connect to the database: {_first_line(exc)}"
+                ) from exc
+            if isinstance(exc, SQLAlchemyError | ValueError):
                 raise click.ClickException(f"{type(exc).__name__}: {_first_line(exc)}") from exc
             raise
 
