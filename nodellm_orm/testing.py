@@ -124,9 +124,10 @@ class FakeProvider(Provider):
     def _usage(self, scripted: FakeResponse, request: ChatRequest) -> Usage:
         if scripted.usage is not None:
             return scripted.usage
-        # Roughly a token per word: deterministic, and it grows with the history like real
-        # input token counts do.
-        prompt = sum(len((m.content or "").split()) + 1 for m in request.messages)
+        # Deterministic, and growing with the history like real input token counts, without
+        # re-reading the history (benchmarks use this provider to measure the library).
+        last = request.messages[-1].content or "" if request.messages else ""
+        prompt = 4 * len(request.messages) + len(last.split())
         return Usage(input_tokens=prompt, output_tokens=len(scripted.content.split()) + 1)
 
     async def _scripted_deltas(

@@ -2,7 +2,7 @@
 
 The ORM chat wraps a core chat and hooks a `TurnRecorder` into it. It keeps the history in
 memory after the first load and only reads what another writer added since (noticed through
-the count `begin_turn` returns), so a turn's database cost does not grow with the history.
+what `begin_turn` reports), so a turn's database cost does not grow with the history.
 """
 
 from __future__ import annotations
@@ -149,11 +149,13 @@ class Chat:
         self._lock = asyncio.Lock()
         self._history_loaded = history_loaded
         self._inject_instructions = inject_instructions
-        self._known = 0
         self._cursor: Cursor | None = None
         self._cached_rows: list[MessageRecord] | None = None
         self._saved_instructions = record.instructions
         self._stored_instructions_replaced = False
+        # Set by the fluent methods that change a chat column, so a turn only compares
+        # configuration (an O(history) scan for instructions) when something changed.
+        self._config_changed = False
         self._saved_model = (record.model, record.provider)
 
     @property
@@ -188,19 +190,13 @@ class Chat:
         await self._save_config()
         core = self.core
         turn = self._recorder.new_turn(message, model=core.model, provider=core.provider.name)
-        before = await self._recorder.begin(turn)
-        if before != self._known:
+        if await self._recorder.begin(turn, self._cursor):
             await self._catch_up(exclude={turn.user["id"], turn.message_id})
-        self._known = before + 2
         self._cursor = (turn.placeholder["createdAt"], turn.message_id)
         return turn
 
     async def _fail(self, turn: Turn, error: BaseException) -> None:
-        left = await self._recorder.fail(turn, error)
-        self.core.messages.extend(left)
-        if not left and not turn.rounds:
-            # The placeholder is gone: the chat has one row fewer than counted.
-            self._known -= 1
+        self.core.messages.extend(await self._recorder.fail(turn, error))
 
     # ---- history -------------------------------------------------------------------------
 
@@ -223,7 +219,6 @@ class Chat:
         # Instructions set through the fluent API before the first turn follow the stored ones.
         configured = [m for m in self.core.messages if m.role == "system"]
         self.core.messages = [*self._system_messages(), *configured, *replayed]
-        self._known = len(rows)
         if rows:
             last = rows[-1]
             assert last.createdAt is not None
@@ -245,6 +240,9 @@ class Chat:
 
     async def _save_config(self) -> None:
         """Persist instructions/model changed through the fluent API since the last turn."""
+        if not self._config_changed:
+            return
+        self._config_changed = False
         changes: dict[str, Any] = {}
         if self._inject_instructions:
             instructions = self.core.instructions
@@ -290,6 +288,7 @@ class Chat:
             # The stored instructions are replaced, so history loading must not bring them back.
             self._stored_instructions_replaced = True
         self.core.with_instructions(text, replace=replace)
+        self._config_changed = True
         return self
 
     system = with_instructions
@@ -300,10 +299,12 @@ class Chat:
 
     def with_model(self, model: str) -> Chat:
         self.core.with_model(model)
+        self._config_changed = True
         return self
 
     def with_provider(self, name: str, model: str | None = None) -> Chat:
         self.core.with_provider(name, model)
+        self._config_changed = True
         return self
 
     def with_tool(self, tool: Tool | type[Tool]) -> Chat:

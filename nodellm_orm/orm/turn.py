@@ -1,8 +1,8 @@
 """One turn's writes, and nothing else writes during a turn.
 
 A turn costs these statements (each a Store call):
-1. `begin_turn`: the user row and the assistant placeholder in one INSERT, which also reads
-   how many messages the chat had (so another writer's rows are noticed for free);
+1. `begin_turn`: the user row and the assistant placeholder in one INSERT, which also counts
+   the messages written after the chat's cursor by someone else (noticed for free);
 2. per tool round: one INSERT of the round's tool-call rows when they start, one UPDATE with
    their results when they end;
 3. `finish_turn`: the assistant row's final values and every request row of the turn, in one
@@ -22,7 +22,7 @@ from typing import Any
 from ..core.chat import Chat as CoreChat
 from ..core.chat import RequestMetrics, ToolOutcome
 from ..core.messages import ChatChunk, Message, Response, ToolCall, Usage
-from ..stores.base import Row, Store
+from ..stores.base import Cursor, Row, Store
 from .history import PLACEHOLDER_RAW, assistant_values, encode_json, round_of
 from .ids import new_id, utc_now
 from .options import Persistence
@@ -101,9 +101,9 @@ class TurnRecorder:
         self.turn = Turn(self.chat_id, user, placeholder)
         return self.turn
 
-    async def begin(self, turn: Turn) -> int:
-        """Write the user row and the placeholder; returns the chat's earlier message count."""
-        return await self.store.begin_turn(self.chat_id, [turn.user, turn.placeholder])
+    async def begin(self, turn: Turn, after: Cursor | None) -> int:
+        """Write the user row and the placeholder; returns how many rows others added."""
+        return await self.store.begin_turn(self.chat_id, [turn.user, turn.placeholder], after=after)
 
     # ---- hooks from the core chat --------------------------------------------------------
 

@@ -84,12 +84,15 @@ class Store(Protocol):
         ...
 
     # messages
-    async def begin_turn(self, chat_id: str, rows: Sequence[Row]) -> int:
+    async def begin_turn(
+        self, chat_id: str, rows: Sequence[Row], *, after: Cursor | None = None
+    ) -> int:
         """Insert `rows` (a turn's user message and assistant placeholder) in ONE statement.
 
-        Returns how many messages the chat had besides these rows, read in that same
-        statement, so the caller learns whether another writer added messages without paying
-        an extra round trip.
+        Returns how many other messages the chat has after the cursor `after` (all of them
+        when None), read in that same statement, so the caller learns whether another writer
+        added messages without an extra round trip, and at a cost that does not grow with the
+        chat's history.
         """
         ...
 

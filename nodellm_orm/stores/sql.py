@@ -674,7 +674,21 @@ class SqlStore:
 
     # -- messages
 
-    async def begin_turn(self, chat_id: str, rows: Sequence[Row]) -> int:
+    def _after(self, m: Any, at: Any, after_id: Any) -> ColumnElement[bool]:
+        """Rows strictly after the cursor (createdAt, id), in an index-friendly form.
+
+        The leading `createdAt >= at` lets PostgreSQL range-scan the createdAt index (and
+        SQLite, where integer rows sort before text ones, lets it narrow integer rows; text
+        rows fall through to the exact test), so looking for rows newer than a cursor costs
+        what is new, not the whole history.
+        """
+        key = self._order_key(m.c.createdAt)
+        exact = or_(key > at, and_(key == at, m.c.id > after_id))
+        return and_(m.c.createdAt >= at, exact)
+
+    async def begin_turn(
+        self, chat_id: str, rows: Sequence[Row], *, after: Cursor | None = None
+    ) -> int:
         if not rows:
             return await self.count_messages(chat_id)
         m = self._t.message
@@ -693,16 +707,19 @@ class SqlStore:
         def build() -> ClauseElement:
             prev = m.alias("prev")
             ids: list[Any] = [bindparam(f"id_{i}") for i in range(n)]
-            # Other rows of the chat = all its rows minus ours, whether or not this statement's
-            # own rows are visible to the subquery (SQLite: yes; PostgreSQL: no). Counting ours
-            # by primary key avoids a row lookup per existing message.
-            others = (
-                select(func.count())
-                .select_from(prev)
-                .where(prev.c.chatId == bindparam("chat"))
-                .scalar_subquery()
-                - select(func.count()).select_from(prev).where(prev.c.id.in_(ids)).scalar_subquery()
-            )
+            chat_col: ColumnElement[Any] = prev.c.chatId
+            if after is not None and self._s.name == "sqlite":
+                # Without statistics SQLite would walk the chat's whole history through the
+                # chatId index; hiding that index makes it range-scan createdAt from the
+                # cursor, so the check costs what is new, not what is old.
+                chat_col = prev.c.chatId.op("||")(literal_column("''"))
+            where = [chat_col == bindparam("chat"), prev.c.id.not_in(ids)]
+            if after is not None:
+                at = bindparam("at", type_=m.c.createdAt.type)
+                where.append(self._after(prev, at, bindparam("after_id")))
+            # Our own rows are excluded by id, whether or not this statement's rows are visible
+            # to its subquery (SQLite: yes; PostgreSQL: no).
+            others = select(func.count()).select_from(prev).where(*where).scalar_subquery()
             values = [
                 {
                     "chatId": bindparam("chat", type_=m.c.chatId.type),
@@ -712,9 +729,13 @@ class SqlStore:
             ]
             return insert(m).values(values).returning(case((m.c.id == ids[0], others)))
 
-        sql = self._compile(("begin_turn", tuple(cols), n), build)
+        shape = ("begin_turn", tuple(cols), n, after is not None)
+        sql = self._compile(shape, build)
         params = self._row_params(enc, cols)
         params["chat"] = chat_id
+        if after is not None:
+            params["at"] = self._dt(after[0])
+            params["after_id"] = after[1]
         (out,) = await self._s.run([sql.step(params, True)])
         return next(int(r[0]) for r in out if r[0] is not None)
 
@@ -743,7 +764,7 @@ class SqlStore:
                     select(*fields)
                     .where(
                         m.c.chatId == bindparam("chat"),
-                        or_(key > at, and_(key == at, m.c.id > bindparam("after_id"))),
+                        self._after(m, at, bindparam("after_id")),
                     )
                     .order_by(key, m.c.id)
                 ),
