@@ -209,7 +209,8 @@ async def bench_backend(name: str, url: str, turns: int) -> dict[str, str]:
         "overhead per plain turn": f"{overhead:.3f} ms",
         "statements / plain turn": f"{plain[0]} (+{plain[1]} BEGIN/COMMIT)",
         "statements / tool turn": f"{tool[0]} (+{tool[1]} BEGIN/COMMIT)",
-        "turn 191-200 / turn 1-10": f"{late / early:.2f}x (bare core {late_core / early_core:.2f}x)",
+        "turn 191-200 / turn 1-10": f"{late / early:.2f}x "
+        f"(bare core {late_core / early_core:.2f}x)",
         "overhead 191-200 vs 1-10": f"{(late - late_core) * 1000:.3f} vs "
         f"{(early - early_core) * 1000:.3f} ms",
         "load_chat+messages() 10k": f"{ms(loads):.1f} ms (median of {len(loads)})",
