@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import Any
 
@@ -46,7 +47,9 @@ def _base_store(db: Any) -> Store:
             "db must be a store from `await connect(url)`, an SQLAlchemy AsyncEngine or a "
             f"prisma-client-py Prisma client, not {type(db).__name__}"
         )
-    _stores[db] = store
+    # prisma-client-py clients have __slots__ without __weakref__: PrismaStore caches itself.
+    with contextlib.suppress(TypeError):
+        _stores[db] = store
     return store
 
 

@@ -1,0 +1,613 @@
+"""`PrismaStore`: the Store port over a prisma-client-py (asyncio) client.
+
+The user's generated `Prisma()` client is used as they configured it; the store never connects
+or disconnects it. Delegates (`db.llmchat`...) are chosen by `TableNames`, case-insensitively.
+
+Round trips (each a request to the query engine):
+- writes of one operation go in one request: a create, a `create_many`, a `batch_()` (one
+  engine transaction) or a nested create;
+- `begin_turn` sends the message inserts and a count in one transactional batch and reads the
+  count from the batch's answer. prisma-client-py's `batch_()` drops the answers, so this one
+  operation builds its batch with the client's own query builder and sends it to the client's
+  engine (private API of prisma-client-py 0.15, pinned). An interactive transaction would cost
+  four requests (start, insert, count, commit).
+
+SQLite: a DateTime column may hold INTEGER epoch milliseconds (Prisma's native engine, our sql
+backend) or ISO-8601 text (Prisma's JS driver adapters). Prisma orders and compares the column
+as stored, and SQLite sorts every integer before any text, so reads that order or filter by
+`createdAt` use a raw query over one comparable key (milliseconds), the same expression as the
+sql backend. PostgreSQL's TIMESTAMP has one form, so it uses the typed client throughout.
+Json fields: `prisma.Json` on PostgreSQL; text we encode on SQLite (Prisma 5's SQLite connector
+has no Json type, so the SQLite schema declares them String).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+from ..orm.options import TableNames
+from ..orm.records import (
+    AgentSessionRecord,
+    ChatRecord,
+    MessageRecord,
+    RequestRecord,
+    ToolCallRecord,
+    UsageTotals,
+)
+from .base import Cursor, Row, StoreError
+from .tables import encode_json, from_db_datetime, to_epoch_ms
+
+__all__ = ["PrismaStore"]
+
+DEFAULT_DELEGATES = {
+    "chat": "llmchat",
+    "message": "llmmessage",
+    "tool_call": "llmtoolcall",
+    "request": "llmrequest",
+    "agent_session": "llmagentsession",
+}
+_JSON_FIELDS = frozenset({"metadata"})
+_BASE_CHAT = frozenset(
+    {"id", "model", "provider", "instructions", "metadata", "createdAt", "updatedAt"}
+)
+_MESSAGE_FIELDS = (
+    "id",
+    "chatId",
+    "role",
+    "content",
+    "contentRaw",
+    "reasoning",
+    "thinkingText",
+    "thinkingSignature",
+    "thinkingTokens",
+    "inputTokens",
+    "outputTokens",
+    "modelId",
+    "provider",
+)
+_TOOL_CALL_FIELDS = (
+    "id",
+    "messageId",
+    "toolCallId",
+    "name",
+    "arguments",
+    "thought",
+    "thoughtSignature",
+    "result",
+)
+_REQUEST_FIELDS = (
+    "id",
+    "chatId",
+    "provider",
+    "model",
+    "statusCode",
+    "duration",
+    "inputTokens",
+    "outputTokens",
+    "messageId",
+    "cost",
+    "correctionRounds",
+)
+_ORDER = [{"createdAt": "asc"}, {"id": "asc"}]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# createdAt on SQLite as integer milliseconds, whether stored as ISO text or as an integer.
+_SQLITE_MS = (
+    "CASE WHEN typeof(\"createdAt\") = 'text' "
+    'THEN CAST(round((julianday("createdAt") - 2440587.5) * 86400000.0) AS INTEGER) '
+    'ELSE "createdAt" END'
+)
+
+
+def _aware(value: datetime) -> datetime:
+    """Naive datetimes are UTC (the Store convention); the engine wants an offset."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _ms_datetime(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return _EPOCH + timedelta(milliseconds=int(value))
+    return from_db_datetime(value)
+
+
+def _truncate_ms(value: Any) -> Any:
+    """What the database keeps of a datetime: milliseconds."""
+    if isinstance(value, datetime):
+        value = _aware(value).astimezone(UTC)
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return value
+
+
+class _Shared:
+    """What every store over one client shares: its delegates, the open transaction."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.provider: str = str(getattr(client, "_active_provider", "") or "")
+        if self.provider not in ("sqlite", "postgresql", "postgres"):
+            raise StoreError(
+                f"PrismaStore supports sqlite and postgresql clients, not {self.provider!r}"
+            )
+        if self.provider == "postgres":
+            self.provider = "postgresql"
+        self.package: ModuleType = sys.modules[type(client).__module__.rsplit(".", 1)[0]]
+        self.json_type: Any = getattr(self.package, "Json", None) or self.package.fields.Json
+        # delegate attribute name by its lower-case spelling
+        self.delegates: dict[str, str] = {}
+        for name in dir(client):
+            if name.startswith("_"):
+                continue
+            value = getattr(client, name, None)
+            if hasattr(value, "_model") and hasattr(value, "_client"):
+                self.delegates[name.lower()] = name
+        self.relations: dict[str, Any] = dict(getattr(client, "_relational_field_mappings", {}))
+        self.current: ContextVar[Any] = ContextVar(f"nodellm_prisma_tx_{id(self)}", default=None)
+        self.bound: dict[tuple[str, ...], PrismaStore] = {}
+
+    def active(self) -> Any:
+        """The transaction's client inside `transaction()`, else the user's client."""
+        tx = self.current.get()
+        return self.client if tx is None else tx
+
+
+class PrismaStore:
+    """The `Store` port on a prisma-client-py client. Create with `from_client()`."""
+
+    def __init__(self, shared: _Shared, names: dict[str, str]) -> None:
+        self._s = shared
+        self._n = names  # model key -> delegate attribute
+        client = shared.client
+        self._models: dict[str, Any] = {k: getattr(client, a)._model for k, a in names.items()}
+        # Physical table names for raw SQL: the model name (the schemas we ship have no @@map).
+        self._tables = {k: m.__name__ for k, m in self._models.items()}
+        self._sqlite = shared.provider == "sqlite"
+        chat_model = self._models["chat"]
+        relations = set(shared.relations.get(chat_model.__name__, {}))
+        fields = _model_fields(chat_model)
+        self._chat_cols = frozenset(f for f in fields if f not in relations)
+
+    @classmethod
+    def from_client(cls, client: Any) -> PrismaStore:
+        """A store over `client`, bound to the default delegates (checked at `bind`)."""
+        shared = _shared_for(client)
+        missing = [d for d in DEFAULT_DELEGATES.values() if d not in shared.delegates]
+        if missing:
+            return _Unbound(shared)  # type: ignore[return-value]
+        return cls(shared, {k: shared.delegates[v] for k, v in DEFAULT_DELEGATES.items()})
+
+    @property
+    def dialect(self) -> str:
+        return self._s.provider
+
+    @property
+    def client(self) -> Any:
+        return self._s.client
+
+    async def bind(self, table_names: TableNames) -> PrismaStore:
+        return _bind(self._s, table_names)
+
+    async def chat_columns(self) -> frozenset[str]:
+        return self._chat_cols
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Calls inside the block run in one interactive transaction; nested blocks join."""
+        shared = self._s
+        if shared.current.get() is not None:
+            yield
+            return
+        async with shared.client.tx() as tx:
+            token = shared.current.set(tx)
+            try:
+                yield
+            finally:
+                shared.current.reset(token)
+
+    # -- helpers
+
+    def _d(self, key: str) -> Any:
+        return getattr(self._s.active(), self._n[key])
+
+    def _data(self, row: Row) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in row.items():
+            if k in _JSON_FIELDS:
+                text = encode_json(v, field=k)  # raises before anything is written
+                if text is None:
+                    if self._sqlite:
+                        out[k] = None
+                    continue
+                out[k] = text if self._sqlite else self._s.json_type(v)
+            elif isinstance(v, datetime):
+                out[k] = _aware(v)
+            else:
+                out[k] = v
+        return out
+
+    def _check(self, key: str, keys: Sequence[str]) -> None:
+        fields = self._chat_cols if key == "chat" else _model_fields(self._models[key])
+        unknown = [k for k in keys if k not in fields]
+        if unknown:
+            raise StoreError(
+                f"unknown column(s) {', '.join(map(repr, unknown))} of model "
+                f"{self._models[key].__name__!r}; columns: {', '.join(sorted(fields))}"
+            )
+
+    def _meta(self, value: Any) -> Any:
+        if self._sqlite and isinstance(value, str):
+            return json.loads(value)
+        return value
+
+    def _chat_record(self, obj: Any) -> ChatRecord:
+        get = obj.get if isinstance(obj, dict) else lambda k, d=None: getattr(obj, k, d)
+        extra = {c: get(c) for c in self._chat_cols if c not in _BASE_CHAT}
+        return ChatRecord(
+            id=str(get("id")),
+            model=get("model"),
+            provider=get("provider"),
+            instructions=get("instructions"),
+            metadata=self._meta(get("metadata")),
+            createdAt=_ms_datetime(get("createdAt")),
+            updatedAt=_ms_datetime(get("updatedAt")),
+            extra=extra,
+        )
+
+    async def _raw(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = await self._s.active().query_raw(sql, *args)
+        return rows
+
+    def _select(self, key: str, fields: Sequence[str]) -> str:
+        cols = ", ".join(f'"{f}"' for f in fields)
+        return f'SELECT {cols}, {_SQLITE_MS} AS "createdAt" FROM "{self._tables[key]}"'
+
+    async def _batch(self, ops: Sequence[tuple[str, str, dict[str, Any], list[str] | None]]) -> Any:
+        """Send (method, model key, arguments, root selection) ops as one transactional batch
+        and return the engine's per-operation results (which `batch_()` discards)."""
+        client = self._s.active()
+        queries = [
+            {
+                "query": client._make_query_builder(
+                    method=method,
+                    model=self._models[key],
+                    arguments=arguments,
+                    root_selection=root,
+                ).build_query(),
+                "variables": {},
+            }
+            for method, key, arguments, root in ops
+        ]
+        payload = json.dumps({"batch": queries, "transaction": True})
+        response = await client._engine.query(payload, tx_id=client._tx_id)
+        return [item["data"]["result"] for item in response["batchResult"]]
+
+    # -- chats
+
+    async def create_chat(self, row: Row) -> ChatRecord:
+        self._check("chat", list(row))
+        return self._chat_record(await self._d("chat").create(data=self._data(row)))
+
+    async def get_chat(self, chat_id: str) -> ChatRecord | None:
+        found = await self._d("chat").find_unique(where={"id": chat_id})
+        return None if found is None else self._chat_record(found)
+
+    async def update_chat(self, chat_id: str, values: Row) -> None:
+        self._check("chat", list(values))
+        values = {"updatedAt": datetime.now(UTC), **values}
+        await self._d("chat").update_many(where={"id": chat_id}, data=self._data(values))
+
+    async def delete_chat(self, chat_id: str) -> bool:
+        count = await self._d("chat").delete_many(where={"id": chat_id})
+        return bool(count)
+
+    async def list_chats(self, *, limit: int = 50, offset: int = 0) -> list[ChatRecord]:
+        if self._sqlite:
+            cols = sorted(self._chat_cols - {"createdAt"})
+            rows = await self._raw(
+                f'{self._select("chat", cols)} ORDER BY {_SQLITE_MS} DESC, "id" DESC '
+                "LIMIT ? OFFSET ?",
+                limit,
+                offset,
+            )
+            return [self._chat_record(r) for r in rows]
+        found = await self._d("chat").find_many(
+            order=[{"createdAt": "desc"}, {"id": "desc"}], take=limit, skip=offset
+        )
+        return [self._chat_record(c) for c in found]
+
+    # -- messages
+
+    async def begin_turn(
+        self, chat_id: str, rows: Sequence[Row], *, after: Cursor | None = None
+    ) -> int:
+        if not rows:
+            return await self.count_messages(chat_id)
+        data = []
+        for r in rows:
+            if r.get("chatId", chat_id) != chat_id:
+                raise ValueError("begin_turn rows must belong to the chat they are written to")
+            data.append(self._data({**r, "chatId": chat_id}))
+        self._check("message", list(data[0]))
+        ids = [d["id"] for d in data]
+        count: tuple[str, str, dict[str, Any], list[str] | None]
+        if self._sqlite:
+            # Raw, so the cursor compares one key whichever form createdAt is stored in.
+            sql = (
+                f'SELECT COUNT(*) AS "n" FROM "{self._tables["message"]}" WHERE "chatId" = ? '
+                f'AND "id" NOT IN ({", ".join("?" * len(ids))})'
+            )
+            args: list[Any] = [chat_id, *ids]
+            if after is not None:
+                at = to_epoch_ms(after[0])
+                sql += f' AND ({_SQLITE_MS} > ? OR ({_SQLITE_MS} = ? AND "id" > ?))'
+                args += [at, at, after[1]]
+            count = ("query_raw", "message", {"query": sql, "parameters": args}, None)
+        else:
+            where: dict[str, Any] = {"chatId": chat_id, "id": {"not_in": ids}}
+            if after is not None:
+                where["OR"] = self._after(after)
+            count = ("count", "message", {"where": where}, ["_count { _all }"])
+        # One transactional batch: the inserts, then the count, in one engine request.
+        _, counted = await self._batch(
+            [("create_many", "message", {"data": data}, ["count"]), count]
+        )
+        if self._sqlite:
+            return int(counted["rows"][0][0])
+        return int(counted["_count"]["_all"])
+
+    @staticmethod
+    def _after(after: Cursor) -> list[dict[str, Any]]:
+        at = _aware(after[0])
+        return [{"createdAt": {"gt": at}}, {"createdAt": at, "id": {"gt": after[1]}}]
+
+    async def insert_messages(self, rows: Sequence[Row]) -> None:
+        await self._create_many("message", rows)
+
+    async def _create_many(self, key: str, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        data = [self._data(r) for r in rows]
+        for d in data:
+            self._check(key, list(d))
+        await self._d(key).create_many(data=data)
+
+    async def list_messages(
+        self, chat_id: str, *, after: Cursor | None = None
+    ) -> list[MessageRecord]:
+        if self._sqlite:
+            sql = f'{self._select("message", _MESSAGE_FIELDS)} WHERE "chatId" = ?'
+            args: list[Any] = [chat_id]
+            if after is not None:
+                at = to_epoch_ms(after[0])
+                sql += f' AND ({_SQLITE_MS} > ? OR ({_SQLITE_MS} = ? AND "id" > ?))'
+                args += [at, at, after[1]]
+            rows = await self._raw(sql + f' ORDER BY {_SQLITE_MS}, "id"', *args)
+            return [
+                MessageRecord(
+                    **{f: r[f] for f in _MESSAGE_FIELDS}, createdAt=_ms_datetime(r["createdAt"])
+                )
+                for r in rows
+            ]
+        where: dict[str, Any] = {"chatId": chat_id}
+        if after is not None:
+            where["OR"] = self._after(after)
+        found = await self._d("message").find_many(where=where, order=_ORDER)
+        return [
+            MessageRecord(**{f: getattr(m, f) for f in _MESSAGE_FIELDS}, createdAt=m.createdAt)
+            for m in found
+        ]
+
+    async def count_messages(self, chat_id: str) -> int:
+        return int(await self._d("message").count(where={"chatId": chat_id}))
+
+    async def update_message(self, message_id: str, values: Row) -> None:
+        if not values:
+            return
+        self._check("message", list(values))
+        await self._d("message").update_many(where={"id": message_id}, data=self._data(values))
+
+    async def delete_message(self, message_id: str) -> None:
+        await self._d("message").delete_many(where={"id": message_id})
+
+    # -- tool calls
+
+    async def create_tool_calls(self, rows: Sequence[Row]) -> None:
+        await self._create_many("tool_call", rows)
+
+    async def set_tool_results(self, results: Sequence[tuple[str, str]]) -> None:
+        if not results:
+            return
+        attr = self._n["tool_call"]
+        async with self._s.active().batch_() as batch:
+            delegate = getattr(batch, attr)
+            for row_id, result in results:
+                delegate.update_many(where={"id": row_id}, data={"result": result})
+
+    async def list_tool_calls(self, message_ids: Sequence[str]) -> list[ToolCallRecord]:
+        if not message_ids:
+            return []
+        if self._sqlite:
+            marks = ", ".join("?" * len(message_ids))
+            rows = await self._raw(
+                f'{self._select("tool_call", _TOOL_CALL_FIELDS)} WHERE "messageId" IN ({marks}) '
+                f'ORDER BY {_SQLITE_MS}, "id"',
+                *message_ids,
+            )
+            return [
+                ToolCallRecord(
+                    **{f: r[f] for f in _TOOL_CALL_FIELDS}, createdAt=_ms_datetime(r["createdAt"])
+                )
+                for r in rows
+            ]
+        found = await self._d("tool_call").find_many(
+            where={"messageId": {"in": list(message_ids)}}, order=_ORDER
+        )
+        return [
+            ToolCallRecord(**{f: getattr(t, f) for f in _TOOL_CALL_FIELDS}, createdAt=t.createdAt)
+            for t in found
+        ]
+
+    # -- requests
+
+    async def create_requests(self, rows: Sequence[Row]) -> None:
+        await self._create_many("request", rows)
+
+    async def finish_turn(self, message_id: str, values: Row, requests: Sequence[Row]) -> None:
+        self._check("message", list(values))
+        if not requests:
+            await self.update_message(message_id, values)
+            return
+        data = [self._data(r) for r in requests]
+        for d in data:
+            self._check("request", list(d))
+        async with self._s.active().batch_() as batch:
+            if values:
+                getattr(batch, self._n["message"]).update_many(
+                    where={"id": message_id}, data=self._data(values)
+                )
+            getattr(batch, self._n["request"]).create_many(data=data)
+
+    async def list_requests(self, chat_id: str) -> list[RequestRecord]:
+        if self._sqlite:
+            rows = await self._raw(
+                f'{self._select("request", _REQUEST_FIELDS)} WHERE "chatId" = ? '
+                f'ORDER BY {_SQLITE_MS}, "id"',
+                chat_id,
+            )
+            return [
+                RequestRecord(
+                    **{f: r[f] for f in _REQUEST_FIELDS}, createdAt=_ms_datetime(r["createdAt"])
+                )
+                for r in rows
+            ]
+        found = await self._d("request").find_many(where={"chatId": chat_id}, order=_ORDER)
+        return [
+            RequestRecord(**{f: getattr(q, f) for f in _REQUEST_FIELDS}, createdAt=q.createdAt)
+            for q in found
+        ]
+
+    async def usage(self, chat_id: str | None = None) -> UsageTotals:
+        table = self._tables["request"]
+        sql = (
+            'SELECT COUNT(*) AS "n", COALESCE(SUM("inputTokens"), 0) AS "inp", '
+            'COALESCE(SUM("outputTokens"), 0) AS "outp", SUM("cost") AS "cost" '
+            f'FROM "{table}"'
+        )
+        args: list[Any] = []
+        if chat_id is not None:
+            sql += ' WHERE "chatId" = ' + ("?" if self._sqlite else "$1")
+            args.append(chat_id)
+        (row,) = await self._raw(sql, *args)
+        cost = row["cost"]
+        return UsageTotals(
+            requests=int(row["n"]),
+            inputTokens=int(row["inp"]),
+            outputTokens=int(row["outp"]),
+            cost=None if cost is None else float(cost),
+        )
+
+    # -- agent sessions
+
+    def _session_record(self, obj: Any) -> AgentSessionRecord:
+        return AgentSessionRecord(
+            id=obj.id,
+            agentClass=obj.agentClass,
+            chatId=obj.chatId,
+            metadata=self._meta(obj.metadata),
+            createdAt=_ms_datetime(obj.createdAt),
+            updatedAt=_ms_datetime(obj.updatedAt),
+        )
+
+    async def create_agent_session(self, chat_row: Row, session_row: Row) -> AgentSessionRecord:
+        self._check("chat", list(chat_row))
+        self._check("agent_session", list(session_row))
+        session = self._data(session_row)
+        chat = self._data(chat_row)
+        session.pop("chatId", None)
+        # One nested create: the engine writes both rows in one transaction.
+        created = await self._d("agent_session").create(data={**session, "chat": {"create": chat}})
+        return self._session_record(created)
+
+    async def get_agent_session(self, session_id: str) -> AgentSessionRecord | None:
+        found = await self._d("agent_session").find_unique(where={"id": session_id})
+        return None if found is None else self._session_record(found)
+
+    async def update_agent_session(self, session_id: str, values: Row) -> None:
+        self._check("agent_session", list(values))
+        values = {"updatedAt": datetime.now(UTC), **values}
+        await self._d("agent_session").update_many(
+            where={"id": session_id}, data=self._data(values)
+        )
+
+    async def close(self) -> None:
+        """The client is the user's: nothing to release."""
+
+
+class _Unbound:
+    """A client whose delegates are not the default ones: usable only through `bind()`."""
+
+    def __init__(self, shared: _Shared) -> None:
+        self._s = shared
+
+    @property
+    def dialect(self) -> str:
+        return self._s.provider
+
+    async def bind(self, table_names: TableNames) -> PrismaStore:
+        return _bind(self._s, table_names)
+
+    async def close(self) -> None:
+        """The client is the user's: nothing to release."""
+
+
+# Generated clients cannot be weakly referenced (__slots__ without __weakref__), so what is
+# learned about a client is kept for the few most recent ones, found by identity.
+_RECENT = 8
+_shared: dict[int, _Shared] = {}
+
+
+def _shared_for(client: Any) -> _Shared:
+    shared = _shared.get(id(client))
+    if shared is None or shared.client is not client:
+        shared = _Shared(client)
+        _shared[id(client)] = shared
+        while len(_shared) > _RECENT:
+            del _shared[next(iter(_shared))]
+    return shared
+
+
+def _bind(shared: _Shared, table_names: TableNames) -> PrismaStore:
+    wanted = dict(DEFAULT_DELEGATES)
+    for key in wanted:
+        given = getattr(table_names, key)
+        if given is not None:
+            wanted[key] = given
+    cache_key = tuple(wanted[k].lower() for k in sorted(wanted))
+    store = shared.bound.get(cache_key)
+    if store is not None:
+        return store
+    names: dict[str, str] = {}
+    for key, name in wanted.items():
+        attr = shared.delegates.get(name.lower())
+        if attr is None:
+            available = ", ".join(sorted(shared.delegates.values())) or "(none)"
+            raise StoreError(
+                f"the Prisma client has no delegate {name!r} (for {key}); "
+                f"available delegates: {available}"
+            )
+        names[key] = attr
+    store = PrismaStore(shared, names)
+    shared.bound[cache_key] = store
+    return store
+
+
+def _model_fields(model: Any) -> frozenset[str]:
+    fields = getattr(model, "model_fields", None) or getattr(model, "__fields__", {})
+    return frozenset(fields)
