@@ -45,6 +45,8 @@ __all__ = [
     "applied_migrations",
     "async_url",
     "checksum",
+    "engine_for_url",
+    "ensure_schema",
     "load_migrations",
     "mark_rolled_back",
     "migrate",
@@ -247,19 +249,43 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def postgres_schema(url: str) -> str | None:
+    """The PostgreSQL schema named by Prisma's `?schema=` parameter, if any."""
+    if "://" not in url:
+        return None
+    schema = make_url(url).query.get("schema")
+    if isinstance(schema, str) and make_url(async_url(url)).get_backend_name() == "postgresql":
+        return schema
+    return None
+
+
+def engine_for_url(url: str, **engine_kwargs: Any) -> AsyncEngine:
+    """An async engine for any URL form `async_url` accepts, honouring `?schema=`."""
+    schema = postgres_schema(url)
+    if schema is not None:
+        connect_args = dict(engine_kwargs.pop("connect_args", {}))
+        settings = dict(connect_args.get("server_settings", {}))
+        settings.setdefault("search_path", schema)
+        connect_args["server_settings"] = settings
+        engine_kwargs["connect_args"] = connect_args
+    return create_async_engine(async_url(url), **engine_kwargs)
+
+
+async def ensure_schema(engine: AsyncEngine, url: str) -> None:
+    """Create the PostgreSQL schema named by `?schema=` (Prisma Migrate does the same)."""
+    schema = postgres_schema(url)
+    if schema is None:
+        return
+    async with engine.begin() as conn:
+        quoted = schema.replace('"', '""')
+        await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{quoted}"')
+
+
 async def migrate_url(url: str, *, root: Path | None = None) -> list[str]:
     """`migrate` on a URL (any form `async_url` accepts); disposes its engine afterwards."""
-    schema = make_url(url).query.get("schema") if "://" in url else None
-    connect_args: dict[str, Any] = {}
-    if isinstance(schema, str) and make_url(async_url(url)).get_backend_name() == "postgresql":
-        # Prisma's `?schema=` selects (and creates) the PostgreSQL schema to migrate.
-        connect_args["server_settings"] = {"search_path": schema}
-    engine = create_async_engine(async_url(url), connect_args=connect_args)
+    engine = engine_for_url(url)
     try:
-        if "server_settings" in connect_args:
-            async with engine.begin() as conn:
-                quoted = str(schema).replace('"', '""')
-                await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{quoted}"')
+        await ensure_schema(engine, url)
         return await migrate(engine, root=root)
     finally:
         await engine.dispose()

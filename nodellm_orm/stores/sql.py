@@ -54,7 +54,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.types import NullType
@@ -129,17 +129,10 @@ _SESSION_FIELDS = ("id", "agentClass", "chatId", "metadata", "createdAt", "updat
 
 
 def normalize_url(url: str) -> str:
-    """Map sync-looking URLs to the async drivers; already-async URLs pass through."""
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://") :]
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ValueError(f"not a database URL: {url!r}")
-    if scheme == "sqlite":
-        return f"sqlite+aiosqlite://{rest}"
-    if scheme == "postgresql":
-        return f"postgresql+asyncpg://{rest}"
-    return url
+    """Map sync-looking and Prisma-style URLs to the async drivers (see `async_url`)."""
+    from ..migrations.runner import async_url
+
+    return async_url(url)
 
 
 # --- statements -----------------------------------------------------------------------------
@@ -450,6 +443,10 @@ class SqlStore:
         if store is not None:
             return store
         existing = await self._s.table_map()
+        if any(name.lower() not in existing for name in wanted.values()):
+            # Tables may have been created since the first look: look once more.
+            self._s.tables = None
+            existing = await self._s.table_map()
         actual: dict[str, str] = {}
         for model, name in wanted.items():
             found = existing.get(name.lower())
@@ -981,19 +978,25 @@ _loads = json.loads
 async def connect(
     url: str = "sqlite:///nodellm.db", *, migrate: bool = True, **engine_kwargs: Any
 ) -> SqlStore:
-    """Open (and by default migrate) a database; the store owns its engine and closes it."""
+    """Open (and by default migrate) a database; the store owns its engine and closes it.
+
+    Accepts `sqlite:///path.db`, Prisma's `file:./dev.db`, `postgresql://...` (with Prisma's
+    `?schema=`), and SQLAlchemy async URLs.
+    """
+    from ..migrations.runner import engine_for_url, ensure_schema
+    from ..migrations.runner import migrate as run_migrations
+
     target = make_url(normalize_url(url))
     kwargs = dict(engine_kwargs)
     if target.get_backend_name() == "sqlite" and target.database in (None, "", ":memory:"):
         # One shared connection, or every checkout would see its own empty database.
         kwargs.setdefault("poolclass", StaticPool)
-    engine = create_async_engine(target, **kwargs)
+    engine = engine_for_url(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     try:
         if migrate:
-            from ..migrations.runner import migrate as run_migrations
-
+            await ensure_schema(engine, url)
             await run_migrations(engine)
         shared = _Shared(engine, owns_engine=True)
     except BaseException:
