@@ -1,0 +1,189 @@
+"""One database, two backends: what prisma-client-py writes the sql backend reads, and back.
+
+The database is made by our migration runner (`nodellm-orm migrate`), then used by both a
+generated Prisma client (through the query-engine stand-in) and `SqlStore`. On SQLite the two
+write DateTime differently (the stand-in's JS driver adapter: ISO text; the sql backend, like
+Prisma's native engine: epoch milliseconds), so one chat holds both forms and must still read
+back in order.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from nodellm_orm import LLM, SqlStore, Tool, connect, create_chat, create_llm, load_chat
+from nodellm_orm.testing import FakeProvider
+from tests.conftest import PrismaBackend, unavailable
+from tests.support.postgres import create_database, drop_database, postgres_url
+from tests.support.prisma_engine import (
+    connected_prisma,
+    engine_unavailable_reason,
+    prisma_database_url,
+)
+
+
+class Weather(Tool):
+    name = "get_weather"
+    description = "Current weather for a city"
+
+    class Params(BaseModel):
+        city: str
+
+    def execute(self, params: Any) -> str:
+        return f"Sunny in {params.city}"
+
+
+@dataclass
+class Pair:
+    dialect: str
+    url: str
+    sql: SqlStore
+    prisma: Any
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Pair]:
+    dialect: str = request.param
+    reason = engine_unavailable_reason()
+    if reason is not None:
+        unavailable(f"query engine stand-in: {reason}")
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+    else:
+        server = postgres_url()
+        if server is None:
+            unavailable("no PostgreSQL server available")
+            raise AssertionError  # unreachable
+        url = await create_database(server, prefix="interop")
+    # connect() runs the migration runner: the database is what `nodellm-orm migrate` makes.
+    sql = await connect(url, migrate=True)
+    try:
+        async with connected_prisma(
+            provider=dialect,
+            database_url=prisma_database_url(url),
+            work_dir=PrismaBackend.work_dir(),
+        ) as (client, _):
+            yield Pair(dialect, url, sql, client)
+    finally:
+        await sql.close()
+        if dialect == "postgresql":
+            await drop_database(url)
+
+
+def _llm(fake: FakeProvider) -> LLM:
+    return create_llm(provider=fake)
+
+
+async def test_migrated_database_serves_the_prisma_client(pair: Pair) -> None:
+    chat = await pair.prisma.llmchat.create(data={"model": "m"})
+    await pair.prisma.llmmessage.create(data={"chatId": chat.id, "role": "user", "content": "hi"})
+
+    record = await pair.sql.get_chat(chat.id)
+    assert record is not None and record.model == "m"
+    assert [m.content for m in await pair.sql.list_messages(chat.id)] == ["hi"]
+
+
+async def test_chat_moves_between_backends_with_history_tools_and_order(
+    pair: Pair, fake: FakeProvider
+) -> None:
+    llm = _llm(fake)
+    fake.reply_tool_call("get_weather", {"city": "Oslo"}, content="Checking.").reply("Sunny.")
+    chat = await create_chat(pair.prisma, llm, instructions="Be brief.", metadata={"k": [1]})
+    chat.with_tool(Weather)
+    await chat.ask("Weather in Oslo?")
+    written_by_prisma = [m.model_dump() for m in chat.core.messages]
+
+    # The sql backend loads the chat and continues it with the full history.
+    on_sql = await load_chat(pair.sql, llm, chat.id)
+    assert on_sql is not None
+    assert on_sql.record.metadata == {"k": [1]}
+    on_sql.with_tool(Weather)
+    fake.reply("Still sunny.")
+    await on_sql.ask("And now?")
+    sent = fake.requests[-1].messages
+    assert [m.model_dump() for m in sent[:-1]] == written_by_prisma
+    assert [m.role for m in sent] == ["system", "user", "assistant", "tool", "assistant", "user"]
+
+    # And back: the prisma backend sees both turns, in order, with the tool call intact.
+    on_prisma = await load_chat(pair.prisma, llm, chat.id)
+    assert on_prisma is not None
+    on_prisma.with_tool(Weather)
+    fake.reply("Done.")
+    await on_prisma.ask("Thanks")
+    sent = fake.requests[-1].messages
+    assert [(m.role, m.content) for m in sent if m.role != "tool"] == [
+        ("system", "Be brief."),
+        ("user", "Weather in Oslo?"),
+        ("assistant", "Checking."),
+        ("assistant", "Sunny."),
+        ("user", "And now?"),
+        ("assistant", "Still sunny."),
+        ("user", "Thanks"),
+    ]
+    assert sent[3].content == "Sunny in Oslo"
+    assert sent[3].tool_call_id == sent[2].tool_calls[0].id
+
+    for store in (pair.sql, on_prisma.store):
+        rows = await store.list_messages(chat.id)
+        assert [r.content for r in rows] == [
+            "Weather in Oslo?",
+            "Sunny.",
+            "And now?",
+            "Still sunny.",
+            "Thanks",
+            "Done.",
+        ]
+        created = [r.createdAt for r in rows]
+        assert created == sorted(created)
+        first_answer = rows[1].id
+        (call,) = await store.list_tool_calls([first_answer])
+        assert (call.name, json.loads(call.arguments), call.result) == (
+            "get_weather",
+            {"city": "Oslo"},
+            "Sunny in Oslo",
+        )
+        usage = await store.usage(chat.id)
+        assert usage.requests == 4
+
+    if pair.dialect == "sqlite":
+        # Both storage forms really are in the one table: the test covers the mixed case.
+        path = pair.url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as conn:
+            kinds = {
+                k
+                for (k,) in conn.execute(
+                    'SELECT DISTINCT typeof("createdAt") FROM "LlmMessage" WHERE "chatId" = ?',
+                    (chat.id,),
+                )
+            }
+        assert kinds == {"text", "integer"}
+
+
+async def test_rows_after_a_cursor_span_both_timestamp_forms(
+    pair: Pair, fake: FakeProvider
+) -> None:
+    """A writer on one backend notices a turn another backend wrote since (catch-up)."""
+    llm = _llm(fake)
+    chat = await create_chat(pair.sql, llm)
+    await chat.ask("one")
+    other = await load_chat(pair.prisma, llm, chat.id)
+    assert other is not None
+    await other.ask("two")
+    # `chat` (sql) has not seen "two": its next turn must pick it up, in order.
+    await chat.ask("three")
+    sent = [m.content for m in fake.requests[-1].messages]
+    assert sent == [
+        "one",
+        "(fake) You said: one",
+        "two",
+        "(fake) You said: two",
+        "three",
+    ]
