@@ -282,3 +282,37 @@ async def test_agent_uses_class_configuration_and_lazy_instructions() -> None:
         "earlier",
         "ok",
     ]
+
+
+async def test_request_timeout_option_reaches_the_http_request() -> None:
+    import httpx
+
+    seen: dict[str, Any] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.update(request.extensions["timeout"])
+        return httpx.Response(
+            200,
+            json={
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "model": "gpt-4o-mini",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "hi"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+            },
+        )
+
+    llm = create_llm(
+        provider="openai",
+        api_key="sk-test",
+        http=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+    )
+    chat = llm.chat("gpt-4o-mini", request_timeout=2.5)
+    assert (await chat.ask("hi")).content == "hi"
+    assert seen["read"] == 2.5

@@ -351,3 +351,25 @@ async def test_fake_stream_chunks_are_the_same_response_as_ask(
         stream.message.content,
         stream.message.outputTokens,
     )
+
+
+async def test_thinking_is_stored_and_replayed(
+    database: Database, llm: LLM, fake: FakeProvider
+) -> None:
+    fake.reply(
+        "42.",
+        thinking="Six times seven.",
+        thinking_signature="sig-abc",
+        usage=Usage(input_tokens=5, output_tokens=9, reasoning_tokens=6),
+    )
+    chat = await create_chat(database.db, llm)
+    answer = await chat.ask("Meaning of life?")
+    assert (answer.thinkingText, answer.thinkingSignature) == ("Six times seven.", "sig-abc")
+    assert answer.thinkingTokens == 6
+
+    reloaded = await load_chat(database.db, llm, chat.id)
+    assert reloaded is not None
+    await reloaded.ask("Why?")
+    replayed = fake.requests[-1].messages[1]
+    assert replayed.thinking is not None
+    assert (replayed.thinking.text, replayed.thinking.signature) == ("Six times seven.", "sig-abc")

@@ -465,6 +465,7 @@ class Chat:
             params=params,
             headers={**self.headers, **options.get("headers", {})},
             stream=stream,
+            timeout=options.get("request_timeout", self.request_timeout),
         )
 
     async def _turn(

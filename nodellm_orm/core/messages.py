@@ -197,3 +197,5 @@ class ChatRequest:
     params: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     stream: bool = False
+    # Seconds for this request; None uses the provider's (create_llm's) timeout.
+    timeout: float | None = None

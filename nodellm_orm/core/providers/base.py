@@ -170,9 +170,7 @@ class Provider:
                         self.url(request),
                         json=body,
                         headers=self.headers(request),
-                        timeout=self.request_timeout
-                        if self.request_timeout is not None
-                        else httpx.USE_CLIENT_DEFAULT,
+                        timeout=self._timeout(request),
                     ),
                     stream=True,
                 )
@@ -191,6 +189,10 @@ class Provider:
                 raise error
             await asyncio.sleep(self.retry.delay(attempt, retry_after))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _timeout(self, request: ChatRequest) -> float | httpx._client.UseClientDefault:
+        timeout = request.timeout if request.timeout is not None else self.request_timeout
+        return timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT
 
     async def _error(self, response: httpx.Response) -> errors.APIError:
         try:
