@@ -119,6 +119,18 @@ class StreamDelta:
     id: str | None = None
     raw: dict[str, Any] | None = None
 
+    def is_empty(self) -> bool:
+        """True when the delta carries nothing the accumulator would keep."""
+        return not (
+            self.content
+            or self.thinking
+            or self.tool_calls
+            or self.usage
+            or self.finish_reason
+            or self.id
+            or self.model
+        )
+
 
 class ChatChunk(BaseModel):
     """What `stream` yields: text and thinking deltas, finished tool calls, final usage.

@@ -254,16 +254,6 @@ class AnthropicProtocol(WireProtocol):
             raw=_raw(state.get("id"), state.get("model"), stop_reason),
         )
 
-    def error_message(self, body: Any) -> str:
-        """`{"type": "error", "error": {"type": ..., "message": ...}}`."""
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            err = body["error"]
-            if err.get("message"):
-                return str(err["message"])
-            if err.get("type"):
-                return str(err["type"])
-        return super().error_message(body)
-
 
 # -- rendering helpers ----------------------------------------------------------------------
 

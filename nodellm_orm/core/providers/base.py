@@ -53,7 +53,8 @@ class WireProtocol(ABC):
         if isinstance(body, dict):
             err = body.get("error", body)
             if isinstance(err, dict):
-                msg = err.get("message") or err.get("error")
+                # message first; else the error's type or status (Anthropic, Gemini).
+                msg = err.get("message") or err.get("error") or err.get("type") or err.get("status")
                 if msg:
                     return str(msg)
             elif isinstance(err, str):
@@ -136,11 +137,19 @@ class Provider:
                 provider=self.name,
             )
         env_base = os.environ.get(self.base_url_env) if self.base_url_env else None
-        self.base_url = (base_url or env_base or self.default_base_url).rstrip("/")
+        self.base_url = self.resolve_base_url(base_url or env_base or self.default_base_url)
         self.http = http or httpx.AsyncClient()
         self.retry = retry or RetryPolicy()
         self.request_timeout = request_timeout
         self.extra_headers = dict(headers or {})
+
+    def resolve_base_url(self, url: str) -> str:
+        """The base URL to use for a configured one (a provider may complete it)."""
+        return url.rstrip("/")
+
+    def map_error(self, error: errors.APIError) -> errors.APIError:
+        """A provider's chance to re-type an error its API reports unusually."""
+        return error
 
     def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate a request; Bearer by default."""
@@ -203,11 +212,13 @@ class Provider:
             body: Any = json.loads(raw)
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        return errors.error_for_status(
-            response.status_code,
-            self.protocol.error_message(body),
-            provider=self.name,
-            body=body,
+        return self.map_error(
+            errors.error_for_status(
+                response.status_code,
+                self.protocol.error_message(body),
+                provider=self.name,
+                body=body,
+            )
         )
 
     async def _deltas(

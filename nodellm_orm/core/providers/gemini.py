@@ -28,8 +28,6 @@ import json
 import uuid
 from typing import Any
 
-import httpx
-
 from .. import errors
 from ..messages import ChatRequest, Message, StreamDelta, ToolCallDelta, ToolSpec, Usage
 from ..sse import SSEEvent
@@ -137,16 +135,7 @@ class GeminiProtocol(WireProtocol):
             state["started"] = True
             delta.id = chunk.get("responseId")
             delta.model = chunk.get("modelVersion")
-        empty = not (
-            delta.content
-            or delta.thinking
-            or delta.tool_calls
-            or delta.usage
-            or delta.finish_reason
-            or delta.id
-            or delta.model
-        )
-        return [] if empty else [delta]
+        return [] if delta.is_empty() else [delta]
 
     def _parse_chunk(self, chunk: dict[str, Any], state: dict[str, Any]) -> StreamDelta:
         if isinstance(chunk.get("error"), dict):
@@ -202,18 +191,6 @@ class GeminiProtocol(WireProtocol):
             arguments_object=dict(args) if isinstance(args, dict) else {},
             thought_signature=part.get("thoughtSignature") or call.get("thoughtSignature"),
         )
-
-    def error_message(self, body: Any) -> str:
-        """`{"error": {"code", "message", "status"}}`, sometimes inside a JSON array."""
-        if isinstance(body, list) and body:
-            body = body[0]
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            err = body["error"]
-            if err.get("message"):
-                return str(err["message"])
-            if err.get("status"):
-                return str(err["status"])
-        return super().error_message(body)
 
 
 # -- rendering helpers ----------------------------------------------------------------------
@@ -344,8 +321,7 @@ class GeminiProvider(Provider):
     def auth_headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self.api_key} if self.api_key else {}
 
-    async def _error(self, response: httpx.Response) -> errors.APIError:
-        error = await super()._error(response)
+    def map_error(self, error: errors.APIError) -> errors.APIError:
         # A wrong key is a 400 INVALID_ARGUMENT here, yet it is an authentication problem.
         if isinstance(error, errors.BadRequestError) and _is_invalid_key(error.body):
             return errors.AuthenticationError(

@@ -12,12 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-import httpx
-
 from .. import errors
 from ..messages import ChatRequest, Message, StreamDelta, ToolCallDelta, ToolSpec, Usage
 from ..sse import SSEEvent
-from .base import Provider, RetryPolicy, WireProtocol
+from .base import Provider, WireProtocol
 
 _TOOL_CHOICE_MODES = frozenset({"auto", "none", "required"})
 _RAW_KEYS = ("id", "model", "system_fingerprint", "provider")
@@ -208,16 +206,7 @@ class OpenAIProtocol(WireProtocol):
         if isinstance(usage, dict):
             delta.usage = parse_usage(usage)
 
-        empty = not (
-            delta.content
-            or delta.thinking
-            or delta.tool_calls
-            or delta.usage
-            or delta.finish_reason
-            or delta.id
-            or delta.model
-        )
-        return [] if empty else [delta]
+        return [] if delta.is_empty() else [delta]
 
     @staticmethod
     def _tool_call_delta(call: dict[str, Any], state: dict[str, Any]) -> ToolCallDelta:
@@ -358,25 +347,8 @@ class OllamaProvider(Provider):
     api_key_env = None
     base_url_env = "OLLAMA_API_BASE"
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        http: httpx.AsyncClient | None = None,
-        retry: RetryPolicy | None = None,
-        request_timeout: float | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(
-            api_key=api_key,
-            base_url=base_url,
-            http=http,
-            retry=retry,
-            request_timeout=request_timeout,
-            headers=headers,
-        )
+    def resolve_base_url(self, url: str) -> str:
         # OLLAMA_API_BASE is commonly the server root (Ollama's own API lives there); the
         # OpenAI-compatible endpoints are under /v1.
-        if not self.base_url.endswith("/v1"):
-            self.base_url += "/v1"
+        url = url.rstrip("/")
+        return url if url.endswith("/v1") else f"{url}/v1"
