@@ -12,6 +12,7 @@ from .core.errors import (
     LLMError,
     RateLimitError,
     ServerError,
+    StructuredOutputError,
     ToolCallLimitError,
     ToolError,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "SqlStore",
     "Store",
     "StoreError",
+    "StructuredOutputError",
     "TableNames",
     "Thinking",
     "Tool",

@@ -316,3 +316,32 @@ async def test_request_timeout_option_reaches_the_http_request() -> None:
     chat = llm.chat("gpt-4o-mini", request_timeout=2.5)
     assert (await chat.ask("hi")).content == "hi"
     assert seen["read"] == 2.5
+
+
+async def test_answers_missing_the_schema_are_sent_back_for_correction() -> None:
+    class Point(BaseModel):
+        x: int
+        y: int
+
+    fake = FakeProvider().reply("not json").reply('{"x": 1}').reply('{"x": 1, "y": 2}')
+    chat = create_llm(provider=fake).chat().with_schema(Point)
+    metrics: list[RequestMetrics] = []
+    chat.on_request(metrics.append)
+    response = await chat.ask("a point")
+    assert response.parsed == Point(x=1, y=2)
+    assert [m.correction_rounds for m in metrics] == [0, 1, 2]
+    correction = fake.requests[1].messages[-1]
+    assert correction.role == "user" and "does not match the requested schema" in (
+        correction.content or ""
+    )
+    # The failed attempts do not stay in the history.
+    assert [(m.role, m.content) for m in chat.messages] == [
+        ("user", "a point"),
+        ("assistant", '{"x": 1, "y": 2}'),
+    ]
+
+    stubborn = FakeProvider(["no", "still no"])
+    chat = create_llm(provider=stubborn).chat(max_corrections=1).with_schema(Point)
+    with pytest.raises(nodellm_orm.StructuredOutputError, match="after 1 correction"):
+        await chat.ask("a point")
+    assert [m.role for m in chat.messages] == ["user"]

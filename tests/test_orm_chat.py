@@ -373,3 +373,22 @@ async def test_thinking_is_stored_and_replayed(
     replayed = fake.requests[-1].messages[1]
     assert replayed.thinking is not None
     assert (replayed.thinking.text, replayed.thinking.signature) == ("Six times seven.", "sig-abc")
+
+
+async def test_correction_rounds_are_recorded_per_request(
+    database: Database, llm: LLM, fake: FakeProvider
+) -> None:
+    class Answer(BaseModel):
+        value: int
+
+    fake.reply("forty-two").reply('{"value": 42}')
+    chat = await create_chat(database.db, llm, schema=Answer)
+    answer = await chat.ask("The answer?")
+    assert answer.content == '{"value": 42}'
+    store = await database.store()
+    requests = await store.list_requests(chat.id)
+    assert [r.correctionRounds for r in requests] == [0, 1]
+    assert [(r.role, r.content) for r in await chat.messages()] == [
+        ("user", "The answer?"),
+        ("assistant", '{"value": 42}'),
+    ]

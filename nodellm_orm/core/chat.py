@@ -227,6 +227,7 @@ class Chat:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         max_tool_calls: int | None = None,
+        max_corrections: int = 2,
         tool_concurrency: int | None = None,
         tool_execution: str | None = None,
         request_timeout: float | None = None,
@@ -249,6 +250,8 @@ class Chat:
         self.params: dict[str, Any] = dict(params or {})
         self.headers: dict[str, str] = dict(headers or {})
         self.max_tool_calls = 10 if max_tool_calls is None else max_tool_calls
+        # How often an answer that misses the schema is sent back for correction.
+        self.max_corrections = max_corrections
         self.tool_concurrency = max(1, tool_concurrency or 1)
         self.tool_execution = "auto"
         self.request_timeout = request_timeout
@@ -478,6 +481,10 @@ class Chat:
         provider = self.provider
         turn_usage = Usage()
         calls_made = 0
+        corrections = 0
+        # Invalid structured answers and the correction prompts sent after them: the model
+        # needs them within the turn, the history does not keep them.
+        scratch: list[Message] = []
         while True:
             messages = list(self.messages)
             for hook in self.before_request_hooks:
@@ -507,8 +514,10 @@ class Chat:
                         duration_ms=_elapsed_ms(started),
                         usage=accumulator.usage or Usage(),
                         error=exc,
+                        correction_rounds=corrections if request.schema else None,
                     )
                 )
+                self._drop(scratch)
                 raise
             response = accumulator.response(
                 provider=provider.name,
@@ -524,20 +533,44 @@ class Chat:
                     status_code=status,
                     duration_ms=response.latency_ms,
                     usage=response.usage,
+                    correction_rounds=corrections if request.schema else None,
                 )
             )
             for hook in self.after_response_hooks:
                 replaced = await call_hook(hook, response)
                 if isinstance(replaced, Response):
                     response = replaced
+            invalid: Exception | None = None
             if request.schema is not None and not response.tool_calls:
-                response.parsed = self._parse_structured(response, options)
+                try:
+                    response.parsed = self._parse_structured(response, options)
+                except ValueError as exc:  # bad JSON, or JSON the schema rejects
+                    invalid = exc
             turn_usage = turn_usage + response.usage
             self.total_usage = self.total_usage + response.usage
             self.messages.append(response.to_message())
             self.last_response = response
             for hook in self.end_message_hooks:
                 await call_hook(hook, response)
+            if invalid is not None:
+                if corrections >= self.max_corrections:
+                    scratch.append(self.messages[-1])
+                    self._drop(scratch)
+                    raise errors.StructuredOutputError(
+                        f"the answer does not match the schema after {corrections} "
+                        f"correction round(s): {invalid}",
+                        provider=provider.name,
+                    ) from invalid
+                corrections += 1
+                prompt = Message(
+                    role="user",
+                    content=f"Your answer does not match the requested schema: {invalid}. "
+                    "Reply again with only the corrected JSON.",
+                )
+                scratch += [self.messages[-1], prompt]
+                self.messages.append(prompt)
+                continue
+            self._drop(scratch)
             if not response.tool_calls:
                 yield ChatChunk(usage=turn_usage, finish_reason=response.finish_reason, done=True)
                 return
@@ -561,6 +594,11 @@ class Chat:
                 )
                 for o in outcomes
             )
+
+    def _drop(self, scratch: list[Message]) -> None:
+        if scratch:
+            self.messages = [m for m in self.messages if not any(m is x for x in scratch)]
+            scratch.clear()
 
     def _parse_structured(self, response: Response, options: dict[str, Any]) -> Any:
         schema = options.get("schema", self.schema)

@@ -66,6 +66,10 @@ class ToolError(LLMError):
     """A tool failed and a hook decided to stop the turn."""
 
 
+class StructuredOutputError(LLMError):
+    """The answer still did not match the schema after the correction rounds."""
+
+
 class ToolCallLimitError(LLMError):
     """The model asked for more tool calls than max_tool_calls allows."""
 

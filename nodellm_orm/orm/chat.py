@@ -32,6 +32,7 @@ RUNTIME_OPTIONS = frozenset(
     {
         "debug",
         "headers",
+        "max_corrections",
         "max_tokens",
         "max_tool_calls",
         "middlewares",
@@ -51,6 +52,7 @@ RUNTIME_OPTIONS = frozenset(
 # Options that are columns of the chat table.
 CHAT_COLUMNS = ("model", "provider", "instructions", "metadata")
 _JS_SPELLINGS = {
+    "maxCorrections": "max_corrections",
     "maxTokens": "max_tokens",
     "maxToolCalls": "max_tool_calls",
     "requestTimeout": "request_timeout",
