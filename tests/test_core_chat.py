@@ -345,3 +345,12 @@ async def test_answers_missing_the_schema_are_sent_back_for_correction() -> None
     with pytest.raises(nodellm_orm.StructuredOutputError, match="after 1 correction"):
         await chat.ask("a point")
     assert [m.role for m in chat.messages] == ["user"]
+
+
+async def test_debug_logs_each_round_trip(caplog: pytest.LogCaptureFixture) -> None:
+    chat = create_llm(provider=FakeProvider()).chat(debug=True)
+    with caplog.at_level("INFO", logger="nodellm_orm"):
+        await chat.ask("hello")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("-> fake fake-model: 1 messages")
+    assert lines[1].startswith("<- fake fake-model: HTTP 200")

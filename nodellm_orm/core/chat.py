@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import aclosing
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from .providers.base import Provider
 
 Hook = Callable[..., Any]
+log = logging.getLogger("nodellm_orm")
 
 
 class ToolErrorDirective(StrEnum):
@@ -231,6 +233,7 @@ class Chat:
         tool_concurrency: int | None = None,
         tool_execution: str | None = None,
         request_timeout: float | None = None,
+        # Log each round trip (logger "nodellm_orm", level INFO).
         debug: bool = False,
         middlewares: Sequence[Any] = (),
     ) -> None:
@@ -494,6 +497,15 @@ class Chat:
             request = self._request(messages, stream, options)
             for hook in self.new_message_hooks:
                 await call_hook(hook)
+            if self.debug:
+                log.info(
+                    "-> %s %s: %d messages, %d tools, stream=%s",
+                    provider.name,
+                    request.model,
+                    len(request.messages),
+                    len(request.tools),
+                    stream,
+                )
             accumulator = Accumulator()
             started = time.perf_counter()
             status = 0
@@ -526,6 +538,17 @@ class Chat:
                 latency_ms=_elapsed_ms(started),
             )
             response.usage = apply_cost(response.usage, provider.name, response.model)
+            if self.debug:
+                log.info(
+                    "<- %s %s: HTTP %d in %d ms, %d+%d tokens, %d tool calls",
+                    provider.name,
+                    response.model,
+                    status,
+                    response.latency_ms,
+                    response.usage.input_tokens,
+                    response.usage.output_tokens,
+                    len(response.tool_calls),
+                )
             await self._report(
                 RequestMetrics(
                     provider=provider.name,

@@ -393,9 +393,7 @@ class Chat:
 
 
 def _core_options(options: dict[str, Any]) -> dict[str, Any]:
-    core = {k: v for k, v in options.items() if k in RUNTIME_OPTIONS and k != "persistence"}
-    core.pop("debug", None)
-    return core
+    return {k: v for k, v in options.items() if k in RUNTIME_OPTIONS and k != "persistence"}
 
 
 def _check_types(options: Mapping[str, Any]) -> None:
