@@ -1,6 +1,6 @@
 """What the library costs per turn, measured against the bare core chat on the same machine.
 
-    .venv/bin/python benchmarks/bench.py [--turns 200] [--pg URL] [--skip-pg]
+    .venv/bin/python benchmarks/bench.py [--turns 200] [--pg URL] [--skip-pg] [--skip-prisma]
 
 Workload: the FakeProvider with zero latency, so what is measured is the library. Printed for
 each backend, side by side in one run:
@@ -10,6 +10,11 @@ each backend, side by side in one run:
 - turns 191-200 against turns 1-10 (flat in history length?);
 - `load_chat` + `messages()` on a 10,000-message chat;
 - time to first chunk of `ask_stream` against the bare core stream.
+Backends: sql-sqlite, sql-postgresql, and, when the query-engine stand-in is installed
+(`npm ci --prefix tools/query-engine`), prisma-sqlite and prisma-postgresql on the same
+databases. For prisma, round trips are HTTP requests to the query engine (what prisma-client-py
+pays per call); the stand-in is a Node server over Prisma's wasm engine, so its hop is
+representative of a local engine, not of the native binary's speed.
 SQLite runs on a file on disk in WAL mode with synchronous=NORMAL (every commit survives a
 process crash; a power loss may lose the last commits, never the file's consistency).
 """
@@ -72,6 +77,18 @@ class StatementCounter:
         self.text.clear()
 
 
+def count_prisma(client: Any, counter: StatementCounter) -> None:
+    """Count HTTP requests to the query engine (one per prisma-client-py call or batch)."""
+    engine = client._engine
+    original = engine.request
+
+    async def counting(method: str, path: str, **kwargs: Any) -> Any:
+        counter(f"{method} {path}")
+        return await original(method, path, **kwargs)
+
+    engine.request = counting
+
+
 async def attach_counter(store: SqlStore, counter: StatementCounter) -> None:
     """Count what the driver executes: SQLite's trace callback sees every statement,
     transaction control included; on PostgreSQL, SQLAlchemy's cursor events see every
@@ -107,12 +124,12 @@ async def bare_turns(turns: int) -> list[float]:
     return [await timed(lambda i=i: chat.ask(f"question {i}")) for i in range(turns)]
 
 
-async def orm_turns(db: SqlStore, llm: LLM, turns: int) -> list[float]:
+async def orm_turns(db: Any, llm: LLM, turns: int) -> list[float]:
     chat = await create_chat(db, llm)
     return [await timed(lambda i=i: chat.ask(f"question {i}")) for i in range(turns)]
 
 
-async def count_turn(db: SqlStore, counter: StatementCounter, tool: bool) -> tuple[int, int]:
+async def count_turn(db: Any, counter: StatementCounter, tool: bool) -> tuple[int, int]:
     fake = FakeProvider()
     llm = create_llm(provider=fake)
     chat = await create_chat(db, llm)
@@ -126,7 +143,7 @@ async def count_turn(db: SqlStore, counter: StatementCounter, tool: bool) -> tup
     return counter.data, counter.control
 
 
-async def seed_messages(db: SqlStore, llm: LLM, count: int) -> str:
+async def seed_messages(db: Any, llm: LLM, count: int) -> str:
     chat = await create_chat(db, llm)
     store = chat.store
     start = utc_now()
@@ -146,7 +163,7 @@ async def seed_messages(db: SqlStore, llm: LLM, count: int) -> str:
     return chat.id
 
 
-async def load_times(db: SqlStore, llm: LLM, chat_id: str, runs: int = 7) -> list[float]:
+async def load_times(db: Any, llm: LLM, chat_id: str, runs: int = 7) -> list[float]:
     async def load() -> None:
         chat = await load_chat(db, llm, chat_id)
         assert chat is not None
@@ -168,7 +185,7 @@ async def first_chunk(make_stream: Callable[[], Any]) -> float:
     return elapsed
 
 
-async def stream_times(db: SqlStore, runs: int) -> tuple[list[float], list[float]]:
+async def stream_times(db: Any, runs: int) -> tuple[list[float], list[float]]:
     bare_llm = create_llm(provider=FakeProvider(chunk_size=4))
     bare = bare_llm.chat()
     orm_llm = create_llm(provider=FakeProvider(chunk_size=4))
@@ -178,37 +195,34 @@ async def stream_times(db: SqlStore, runs: int) -> tuple[list[float], list[float
     return core_times, orm_times
 
 
-async def bench_backend(name: str, url: str, turns: int) -> dict[str, str]:
-    db = await connect(url)
-    counter = StatementCounter()
-    await attach_counter(db, counter)
+async def bench_backend(
+    name: str, db: Any, counter: StatementCounter, turns: int
+) -> dict[str, str]:
     llm = create_llm(provider=FakeProvider())
-    try:
-        # Warm caches and compiled statements, and bring SQLite's WAL to its steady state
-        # (periodic checkpoints), so early and late turns pay the same amortised costs.
-        await orm_turns(db, llm, 150)
-        core = await bare_turns(turns)
-        orm = await orm_turns(db, llm, turns)
-        overhead = ms(orm) - ms(core)
-        plain = await count_turn(db, counter, tool=False)
-        tool = await count_turn(db, counter, tool=True)
-        # Medians: a WAL checkpoint lands on some turn every ~30 turns; it is no history cost.
-        early = statistics.median(orm[:10])
-        late = statistics.median(orm[190:200]) if turns >= 200 else float("nan")
-        early_core = statistics.median(core[:10])
-        late_core = statistics.median(core[190:200]) if turns >= 200 else float("nan")
-        chat_id = await seed_messages(db, llm, 10_000)
-        loads = await load_times(db, llm, chat_id)
-        core_first, orm_first = await stream_times(db, 50)
-    finally:
-        await db.close()
+    # Warm caches and compiled statements, and bring SQLite's WAL to its steady state
+    # (periodic checkpoints), so early and late turns pay the same amortised costs.
+    await orm_turns(db, llm, 150)
+    core = await bare_turns(turns)
+    orm = await orm_turns(db, llm, turns)
+    overhead = ms(orm) - ms(core)
+    plain = await count_turn(db, counter, tool=False)
+    tool = await count_turn(db, counter, tool=True)
+    # Medians: a WAL checkpoint lands on some turn every ~30 turns; it is no history cost.
+    early = statistics.median(orm[:10])
+    late = statistics.median(orm[190:200]) if turns >= 200 else float("nan")
+    early_core = statistics.median(core[:10])
+    late_core = statistics.median(core[190:200]) if turns >= 200 else float("nan")
+    chat_id = await seed_messages(db, llm, 10_000)
+    loads = await load_times(db, llm, chat_id)
+    core_first, orm_first = await stream_times(db, 50)
+    unit = "engine requests" if name.startswith("prisma") else "statements"
     return {
         "backend": name,
         "ORM turn, median": f"{ms(orm):.3f} ms (mean {statistics.mean(orm) * 1000:.3f})",
         "bare core turn, median": f"{ms(core):.3f} ms",
         "overhead per plain turn": f"{overhead:.3f} ms",
-        "statements / plain turn": f"{plain[0]} (+{plain[1]} BEGIN/COMMIT)",
-        "statements / tool turn": f"{tool[0]} (+{tool[1]} BEGIN/COMMIT)",
+        "round trips / plain turn": f"{plain[0]} {unit} (+{plain[1]} BEGIN/COMMIT)",
+        "round trips / tool turn": f"{tool[0]} {unit} (+{tool[1]} BEGIN/COMMIT)",
         "turn 191-200 / turn 1-10": f"{late / early:.2f}x "
         f"(bare core {late_core / early_core:.2f}x)",
         "overhead 191-200 vs 1-10": f"{(late - late_core) * 1000:.3f} vs "
@@ -227,16 +241,50 @@ def print_table(results: list[dict[str, str]]) -> None:
         print(f"{key.ljust(width)}  {cells}")
 
 
+async def bench_database(dialect: str, url: str, args: argparse.Namespace) -> list[dict[str, str]]:
+    """Both backends on one database, one after the other."""
+    results = []
+    store = await connect(url)
+    try:
+        counter = StatementCounter()
+        await attach_counter(store, counter)
+        label = "sql-sqlite (file, WAL)" if dialect == "sqlite" else "sql-postgresql"
+        results.append(await bench_backend(label, store, counter, args.turns))
+    finally:
+        await store.close()
+    if args.skip_prisma:
+        return results
+    from tests.support.prisma_engine import (
+        connected_prisma,
+        engine_unavailable_reason,
+        prisma_database_url,
+    )
+
+    reason = engine_unavailable_reason()
+    if reason is not None:
+        print(f"prisma-{dialect} skipped: {reason}", file=sys.stderr)
+        return results
+    work = Path(tempfile.mkdtemp(prefix="nodellm-bench-prisma-"))
+    async with connected_prisma(
+        provider=dialect, database_url=prisma_database_url(url), work_dir=work
+    ) as (client, _):
+        counter = StatementCounter()
+        count_prisma(client, counter)
+        results.append(await bench_backend(f"prisma-{dialect}", client, counter, args.turns))
+    return results
+
+
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--pg", help="PostgreSQL URL (default: start a throwaway server)")
     parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument("--skip-prisma", action="store_true")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
         sqlite_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        results.append(await bench_backend("sql-sqlite (file, WAL)", sqlite_url, args.turns))
+        results += await bench_database("sqlite", sqlite_url, args)
         if not args.skip_pg:
             pg = args.pg
             if pg is None:
@@ -245,7 +293,7 @@ async def main() -> None:
                 server = postgres_url()
                 pg = await create_database(server) if server else None
             if pg:
-                results.append(await bench_backend("sql-postgresql", pg, args.turns))
+                results += await bench_database("postgresql", pg, args)
             else:
                 print("no PostgreSQL server: skipped", file=sys.stderr)
     print_table(results)

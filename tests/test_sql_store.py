@@ -214,6 +214,21 @@ async def test_begin_turn_returns_count_of_other_messages(store: SqlStore) -> No
     assert await store.begin_turn(other, [msg(other, "o1", ms(0))]) == 0
 
 
+async def test_begin_turn_reports_rows_written_after_the_cursor(store: SqlStore) -> None:
+    cid = str(uuid.uuid4())
+    await store.create_chat(chat_row(cid))
+    await store.begin_turn(cid, [msg(cid, "m1", ms(0)), msg(cid, "m2", ms(0), "assistant")])
+    cursor = (ms(0), "m2")
+    # Nothing new since the cursor, whether the store counts the window or uses `known`.
+    turn = [msg(cid, "m3", ms(5)), msg(cid, "m4", ms(5), "assistant")]
+    assert await store.begin_turn(cid, turn, after=cursor, known=2) == 0
+    # Another writer adds two rows after our cursor.
+    await store.insert_messages([msg(cid, "x1", ms(6)), msg(cid, "x2", ms(7))])
+    turn = [msg(cid, "m5", ms(8)), msg(cid, "m6", ms(8), "assistant")]
+    assert await store.begin_turn(cid, turn, after=(ms(5), "m4"), known=4) == 2
+    assert await store.begin_turn(cid, [msg(cid, "m7", ms(9))], after=(ms(8), "m6")) == 0
+
+
 async def test_messages_order_and_cursor(store: SqlStore) -> None:
     cid = str(uuid.uuid4())
     await store.create_chat(chat_row(cid))

@@ -152,6 +152,8 @@ class Chat:
         self._history_loaded = history_loaded
         self._inject_instructions = inject_instructions
         self._cursor: Cursor | None = None
+        # How many of the chat's rows (up to the cursor) the in-memory history accounts for.
+        self._known = 0
         self._cached_rows: list[MessageRecord] | None = None
         self._saved_instructions = record.instructions
         self._stored_instructions_replaced = False
@@ -192,13 +194,17 @@ class Chat:
         await self._save_config()
         core = self.core
         turn = self._recorder.new_turn(message, model=core.model, provider=core.provider.name)
-        if await self._recorder.begin(turn, self._cursor):
-            await self._catch_up(exclude={turn.user["id"], turn.message_id})
+        if await self._recorder.begin(turn, self._cursor, self._known):
+            self._known += await self._catch_up(exclude={turn.user["id"], turn.message_id})
+        self._known += 2
         self._cursor = (turn.placeholder["createdAt"], turn.message_id)
         return turn
 
     async def _fail(self, turn: Turn, error: BaseException) -> None:
-        self.core.messages.extend(await self._recorder.fail(turn, error))
+        left = await self._recorder.fail(turn, error)
+        self.core.messages.extend(left)
+        if not left and not turn.rounds:
+            self._known -= 1  # the placeholder was removed
 
     # ---- history -------------------------------------------------------------------------
 
@@ -221,6 +227,7 @@ class Chat:
         # Instructions set through the fluent API before the first turn follow the stored ones.
         configured = [m for m in self.core.messages if m.role == "system"]
         self.core.messages = [*self._system_messages(), *configured, *replayed]
+        self._known = len(rows)
         if rows:
             last = rows[-1]
             assert last.createdAt is not None
@@ -234,11 +241,12 @@ class Chat:
             calls.extend(await self.store.list_tool_calls(ids[start : start + _MESSAGE_ID_CHUNK]))
         return replay(rows, group_tool_calls(calls))
 
-    async def _catch_up(self, exclude: set[str]) -> None:
+    async def _catch_up(self, exclude: set[str]) -> int:
         """Another writer added messages: append them to the in-memory history."""
         rows = await self.store.list_messages(self.id, after=self._cursor)
         rows = [r for r in rows if r.id not in exclude]
         self.core.messages.extend(await self._replay(rows))
+        return len(rows)
 
     async def _save_config(self) -> None:
         """Persist instructions/model changed through the fluent API since the last turn."""

@@ -101,9 +101,10 @@ class TurnRecorder:
         self.turn = Turn(self.chat_id, user, placeholder)
         return self.turn
 
-    async def begin(self, turn: Turn, after: Cursor | None) -> int:
+    async def begin(self, turn: Turn, after: Cursor | None, known: int) -> int:
         """Write the user row and the placeholder; returns how many rows others added."""
-        return await self.store.begin_turn(self.chat_id, [turn.user, turn.placeholder], after=after)
+        rows = [turn.user, turn.placeholder]
+        return await self.store.begin_turn(self.chat_id, rows, after=after, known=known)
 
     # ---- hooks from the core chat --------------------------------------------------------
 

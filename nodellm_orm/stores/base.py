@@ -85,14 +85,21 @@ class Store(Protocol):
 
     # messages
     async def begin_turn(
-        self, chat_id: str, rows: Sequence[Row], *, after: Cursor | None = None
+        self,
+        chat_id: str,
+        rows: Sequence[Row],
+        *,
+        after: Cursor | None = None,
+        known: int | None = None,
     ) -> int:
         """Insert `rows` (a turn's user message and assistant placeholder) in ONE statement.
 
-        Returns how many other messages the chat has after the cursor `after` (all of them
-        when None), read in that same statement, so the caller learns whether another writer
-        added messages without an extra round trip, and at a cost that does not grow with the
-        chat's history.
+        Returns how many messages others wrote to the chat after the cursor `after` (all the
+        chat's other messages when `after` is None), read in that same statement, so the
+        caller learns about another writer without an extra round trip. `known` is how many
+        messages the caller holds up to the cursor: a store may answer from the chat's count
+        instead (count - known) when that is cheaper; the result may then be negative when
+        rows were deleted, which also means "read again".
         """
         ...
 

@@ -325,7 +325,12 @@ class PrismaStore:
     # -- messages
 
     async def begin_turn(
-        self, chat_id: str, rows: Sequence[Row], *, after: Cursor | None = None
+        self,
+        chat_id: str,
+        rows: Sequence[Row],
+        *,
+        after: Cursor | None = None,
+        known: int | None = None,
     ) -> int:
         if not rows:
             return await self.count_messages(chat_id)
