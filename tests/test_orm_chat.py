@@ -392,3 +392,24 @@ async def test_correction_rounds_are_recorded_per_request(
         ("user", "The answer?"),
         ("assistant", '{"value": 42}'),
     ]
+
+
+async def test_stream_left_by_break_is_finalised_without_a_context_manager(
+    database: Database, llm: LLM, fake: FakeProvider
+) -> None:
+    fake.chunk_size = 4
+    fake.reply("Partial answers are kept.")
+    chat = await create_chat(database.db, llm)
+    async for _chunk in chat.ask_stream("Go"):
+        break
+    # The event loop finalises the abandoned generator soon after; nothing is awaited here.
+    for _ in range(200):
+        rows = await chat.messages()
+        if rows[-1].content:
+            break
+        await asyncio.sleep(0.01)
+    assert rows[-1].content == "Part"
+    assert json.loads(rows[-1].contentRaw or "")["reason"] == "aborted"
+    # The chat is usable again, and the partial answer is part of its history.
+    await chat.ask("Next")
+    assert [m.content for m in fake.requests[-1].messages] == ["Go", "Part", "Next"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -96,23 +97,40 @@ class ChatStream:
         self._chat = chat
         self._content = content
         self._options = options
-        self._iterator: AsyncGenerator[ChatChunk, None] | None = None
+        # Weak, so a generator left by `break` is not kept alive by a cycle through this
+        # object: the event loop then finalises it at once and the partial text is stored.
+        self._iterator: weakref.ref[AsyncGenerator[ChatChunk, None]] | None = None
+        # Inside `async with`, the stream itself closes the generator on exit: hold it.
+        self._held: AsyncGenerator[ChatChunk, None] | None = None
+        self._entered = False
         self.message: MessageRecord | None = None
 
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
         if self._iterator is None:
-            self._iterator = self._run()
-        return self._iterator
+            iterator = self._run()
+            self._iterator = weakref.ref(iterator)
+            if self._entered:
+                self._held = iterator
+            return iterator
+        running = self._iterator()
+        if running is None:
+            raise RuntimeError("this stream was already consumed; call ask_stream() again")
+        return running
 
     async def aclose(self) -> None:
-        if self._iterator is not None:
-            await self._iterator.aclose()
+        running = self._iterator() if self._iterator is not None else None
+        if running is not None:
+            await running.aclose()
 
     async def __aenter__(self) -> ChatStream:
+        self._entered = True
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+        try:
+            await self.aclose()
+        finally:
+            self._held = None
 
     async def _run(self) -> AsyncGenerator[ChatChunk, None]:
         chat = self._chat
