@@ -341,12 +341,27 @@ class PrismaStore:
             data.append(self._data({**r, "chatId": chat_id}))
         self._check("message", list(data[0]))
         ids = [d["id"] for d in data]
-        count: tuple[str, str, dict[str, Any], list[str] | None]
-        if self._sqlite:
+        by_count = self._sqlite and known is not None and after is not None
+        table = self._tables["message"] if self._sqlite else ""
+        marks = ", ".join("?" * len(ids))
+        if by_count:
+            # As in SqlStore: a covering count of the chat's chatId index entries, minus ours
+            # (found by primary key), beats a per-row createdAt test on SQLite.
+            sql = (
+                f'SELECT (SELECT COUNT(*) FROM "{table}" WHERE "chatId" = ?) - '
+                f'(SELECT COUNT(*) FROM "{table}" WHERE "id" IN ({marks})) AS "n"'
+            )
+            count: tuple[str, str, dict[str, Any], list[str] | None] = (
+                "query_raw",
+                "message",
+                {"query": sql, "parameters": [chat_id, *ids]},
+                None,
+            )
+        elif self._sqlite:
             # Raw, so the cursor compares one key whichever form createdAt is stored in.
             sql = (
-                f'SELECT COUNT(*) AS "n" FROM "{self._tables["message"]}" WHERE "chatId" = ? '
-                f'AND "id" NOT IN ({", ".join("?" * len(ids))})'
+                f'SELECT COUNT(*) AS "n" FROM "{table}" WHERE "chatId" = ? '
+                f'AND "id" NOT IN ({marks})'
             )
             args: list[Any] = [chat_id, *ids]
             if after is not None:
@@ -363,6 +378,9 @@ class PrismaStore:
         _, counted = await self._batch(
             [("create_many", "message", {"data": data}, ["count"]), count]
         )
+        if by_count:
+            assert known is not None
+            return int(counted["rows"][0][0]) - known
         if self._sqlite:
             return int(counted["rows"][0][0])
         return int(counted["_count"]["_all"])
