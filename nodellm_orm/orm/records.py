@@ -7,7 +7,7 @@ plain slotted dataclasses because a 10,000-message chat is loaded into them at o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -96,3 +96,9 @@ class UsageTotals:
     inputTokens: int = 0
     outputTokens: int = 0
     cost: float | None = None
+
+
+def columns(record: type[Any]) -> tuple[str, ...]:
+    """A record's schema fields in declaration order: what a store selects, and in which
+    order (the stores build records positionally from these)."""
+    return tuple(f.name for f in fields(record) if f.name != "extra")

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from ..orm.options import TableNames
 from ..orm.records import (
@@ -40,6 +40,7 @@ from ..orm.records import (
     RequestRecord,
     ToolCallRecord,
     UsageTotals,
+    columns,
 )
 from .base import Cursor, Row, StoreError
 from .tables import encode_json, from_db_datetime, to_epoch_ms
@@ -54,49 +55,12 @@ DEFAULT_DELEGATES = {
     "agent_session": "llmagentsession",
 }
 _JSON_FIELDS = frozenset({"metadata"})
-_BASE_CHAT = frozenset(
-    {"id", "model", "provider", "instructions", "metadata", "createdAt", "updatedAt"}
-)
-_MESSAGE_FIELDS = (
-    "id",
-    "chatId",
-    "role",
-    "content",
-    "contentRaw",
-    "reasoning",
-    "thinkingText",
-    "thinkingSignature",
-    "thinkingTokens",
-    "inputTokens",
-    "outputTokens",
-    "modelId",
-    "provider",
-)
-_TOOL_CALL_FIELDS = (
-    "id",
-    "messageId",
-    "toolCallId",
-    "name",
-    "arguments",
-    "thought",
-    "thoughtSignature",
-    "result",
-)
-_REQUEST_FIELDS = (
-    "id",
-    "chatId",
-    "provider",
-    "model",
-    "statusCode",
-    "duration",
-    "inputTokens",
-    "outputTokens",
-    "messageId",
-    "cost",
-    "correctionRounds",
-)
+_BASE_CHAT = frozenset(columns(ChatRecord))
+# The records' fields but createdAt, which is read apart (one comparable key on SQLite).
+_MESSAGE_FIELDS = columns(MessageRecord)[:-1]
+_TOOL_CALL_FIELDS = columns(ToolCallRecord)[:-1]
+_REQUEST_FIELDS = columns(RequestRecord)[:-1]
 _ORDER = [{"createdAt": "asc"}, {"id": "asc"}]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # createdAt on SQLite as integer milliseconds, whether stored as ISO text or as an integer.
 _SQLITE_MS = (
     "CASE WHEN typeof(\"createdAt\") = 'text' "
@@ -105,17 +69,22 @@ _SQLITE_MS = (
 )
 
 
+_R = TypeVar("_R")
+
+
+def _from_raw(record: Callable[..., _R], names: Sequence[str], row: dict[str, Any]) -> _R:
+    """A record from a raw SQLite row (createdAt read as the one comparable key)."""
+    return record(**{f: row[f] for f in names}, createdAt=from_db_datetime(row["createdAt"]))
+
+
+def _from_model(record: Callable[..., _R], names: Sequence[str], model: Any) -> _R:
+    """A record from a generated prisma model."""
+    return record(**{f: getattr(model, f) for f in names}, createdAt=model.createdAt)
+
+
 def _aware(value: datetime) -> datetime:
     """Naive datetimes are UTC (the Store convention); the engine wants an offset."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-def _ms_datetime(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return _EPOCH + timedelta(milliseconds=int(value))
-    return from_db_datetime(value)
 
 
 def _truncate_ms(value: Any) -> Any:
@@ -255,8 +224,8 @@ class PrismaStore:
             provider=get("provider"),
             instructions=get("instructions"),
             metadata=self._meta(get("metadata")),
-            createdAt=_ms_datetime(get("createdAt")),
-            updatedAt=_ms_datetime(get("updatedAt")),
+            createdAt=from_db_datetime(get("createdAt")),
+            updatedAt=from_db_datetime(get("updatedAt")),
             extra=extra,
         )
 
@@ -412,20 +381,12 @@ class PrismaStore:
                 sql += f' AND ({_SQLITE_MS} > ? OR ({_SQLITE_MS} = ? AND "id" > ?))'
                 args += [at, at, after[1]]
             rows = await self._raw(sql + f' ORDER BY {_SQLITE_MS}, "id"', *args)
-            return [
-                MessageRecord(
-                    **{f: r[f] for f in _MESSAGE_FIELDS}, createdAt=_ms_datetime(r["createdAt"])
-                )
-                for r in rows
-            ]
+            return [_from_raw(MessageRecord, _MESSAGE_FIELDS, r) for r in rows]
         where: dict[str, Any] = {"chatId": chat_id}
         if after is not None:
             where["OR"] = self._after(after)
         found = await self._d("message").find_many(where=where, order=_ORDER)
-        return [
-            MessageRecord(**{f: getattr(m, f) for f in _MESSAGE_FIELDS}, createdAt=m.createdAt)
-            for m in found
-        ]
+        return [_from_model(MessageRecord, _MESSAGE_FIELDS, m) for m in found]
 
     async def count_messages(self, chat_id: str) -> int:
         return int(await self._d("message").count(where={"chatId": chat_id}))
@@ -463,19 +424,11 @@ class PrismaStore:
                 f'ORDER BY {_SQLITE_MS}, "id"',
                 *message_ids,
             )
-            return [
-                ToolCallRecord(
-                    **{f: r[f] for f in _TOOL_CALL_FIELDS}, createdAt=_ms_datetime(r["createdAt"])
-                )
-                for r in rows
-            ]
+            return [_from_raw(ToolCallRecord, _TOOL_CALL_FIELDS, r) for r in rows]
         found = await self._d("tool_call").find_many(
             where={"messageId": {"in": list(message_ids)}}, order=_ORDER
         )
-        return [
-            ToolCallRecord(**{f: getattr(t, f) for f in _TOOL_CALL_FIELDS}, createdAt=t.createdAt)
-            for t in found
-        ]
+        return [_from_model(ToolCallRecord, _TOOL_CALL_FIELDS, t) for t in found]
 
     # -- requests
 
@@ -504,17 +457,9 @@ class PrismaStore:
                 f'ORDER BY {_SQLITE_MS}, "id"',
                 chat_id,
             )
-            return [
-                RequestRecord(
-                    **{f: r[f] for f in _REQUEST_FIELDS}, createdAt=_ms_datetime(r["createdAt"])
-                )
-                for r in rows
-            ]
+            return [_from_raw(RequestRecord, _REQUEST_FIELDS, r) for r in rows]
         found = await self._d("request").find_many(where={"chatId": chat_id}, order=_ORDER)
-        return [
-            RequestRecord(**{f: getattr(q, f) for f in _REQUEST_FIELDS}, createdAt=q.createdAt)
-            for q in found
-        ]
+        return [_from_model(RequestRecord, _REQUEST_FIELDS, q) for q in found]
 
     async def usage(self, chat_id: str | None = None) -> UsageTotals:
         table = self._tables["request"]
@@ -544,8 +489,8 @@ class PrismaStore:
             agentClass=obj.agentClass,
             chatId=obj.chatId,
             metadata=self._meta(obj.metadata),
-            createdAt=_ms_datetime(obj.createdAt),
-            updatedAt=_ms_datetime(obj.updatedAt),
+            createdAt=from_db_datetime(obj.createdAt),
+            updatedAt=from_db_datetime(obj.updatedAt),
         )
 
     async def create_agent_session(self, chat_row: Row, session_row: Row) -> AgentSessionRecord:

@@ -67,6 +67,7 @@ from ..orm.records import (
     RequestRecord,
     ToolCallRecord,
     UsageTotals,
+    columns,
 )
 from .base import Cursor, Row, StoreError
 from .tables import (
@@ -82,50 +83,11 @@ from .tables import (
 __all__ = ["SqlStore", "connect", "normalize_url"]
 
 _JSON_FIELDS = frozenset({"metadata"})
-_CHAT_FIELDS = ("id", "model", "provider", "instructions", "metadata", "createdAt", "updatedAt")
-_MESSAGE_FIELDS = (
-    "id",
-    "chatId",
-    "role",
-    "content",
-    "contentRaw",
-    "reasoning",
-    "thinkingText",
-    "thinkingSignature",
-    "thinkingTokens",
-    "inputTokens",
-    "outputTokens",
-    "modelId",
-    "provider",
-    "createdAt",
-)
-_TOOL_CALL_FIELDS = (
-    "id",
-    "messageId",
-    "toolCallId",
-    "name",
-    "arguments",
-    "thought",
-    "thoughtSignature",
-    "result",
-    "createdAt",
-)
-# RequestRecord's field order (messageId moves after the required fields).
-_REQUEST_FIELDS = (
-    "id",
-    "chatId",
-    "provider",
-    "model",
-    "statusCode",
-    "duration",
-    "inputTokens",
-    "outputTokens",
-    "messageId",
-    "cost",
-    "correctionRounds",
-    "createdAt",
-)
-_SESSION_FIELDS = ("id", "agentClass", "chatId", "metadata", "createdAt", "updatedAt")
+_CHAT_FIELDS = columns(ChatRecord)
+_MESSAGE_FIELDS = columns(MessageRecord)
+_TOOL_CALL_FIELDS = columns(ToolCallRecord)
+_REQUEST_FIELDS = columns(RequestRecord)
+_SESSION_FIELDS = columns(AgentSessionRecord)
 
 
 def normalize_url(url: str) -> str:
