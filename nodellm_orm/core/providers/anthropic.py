@@ -28,7 +28,7 @@ from typing import Any
 from .. import errors
 from ..messages import ChatRequest, Message, StreamDelta, ToolCallDelta, ToolSpec, Usage
 from ..sse import SSEEvent
-from .base import Provider, WireProtocol
+from .base import Provider, WireProtocol, event_json
 
 API_VERSION = "2023-06-01"
 # The API requires max_tokens on every request; this is the cap when the caller sets none.
@@ -152,15 +152,7 @@ class AnthropicProtocol(WireProtocol):
         return [delta]
 
     def parse_event(self, event: SSEEvent, state: dict[str, Any]) -> list[StreamDelta]:
-        data = event.data.strip()
-        if not data:
-            return []
-        try:
-            payload = json.loads(data)
-        except ValueError as exc:
-            raise errors.APIError(
-                f"malformed stream event: {data[:200]!r}", provider=_PROVIDER
-            ) from exc
+        payload = event_json(event, _PROVIDER)
         if not isinstance(payload, dict):
             return []
         kind = payload.get("type") or event.event

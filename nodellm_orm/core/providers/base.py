@@ -64,6 +64,17 @@ class WireProtocol(ABC):
         return str(body) if body else "request failed"
 
 
+def event_json(event: SSEEvent, provider: str | None) -> Any:
+    """The JSON payload of one SSE event; None for an empty event or OpenAI's `[DONE]`."""
+    data = event.data.strip()
+    if not data or data == "[DONE]":
+        return None
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise errors.APIError(f"malformed stream event: {data[:200]!r}", provider=provider) from exc
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Exponential backoff with jitter on 429, 5xx, timeouts and dropped connections.

@@ -24,14 +24,13 @@ Choices this module makes for the rest of the library:
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from .. import errors
 from ..messages import ChatRequest, Message, StreamDelta, ToolCallDelta, ToolSpec, Usage
 from ..sse import SSEEvent
-from .base import Provider, WireProtocol
+from .base import Provider, WireProtocol, event_json
 
 SYNTHETIC_ID_PREFIX = "gemini-call-"
 # thinkingBudget for `with_effort` on models that take a budget (2.5); Gemini 3 takes a level.
@@ -116,15 +115,7 @@ class GeminiProtocol(WireProtocol):
         return [delta]
 
     def parse_event(self, event: SSEEvent, state: dict[str, Any]) -> list[StreamDelta]:
-        data = event.data.strip()
-        if not data:
-            return []
-        try:
-            chunk = json.loads(data)
-        except ValueError as exc:
-            raise errors.APIError(
-                f"malformed stream event: {data[:200]!r}", provider=_PROVIDER
-            ) from exc
+        chunk = event_json(event, _PROVIDER)
         if isinstance(chunk, list):  # an error may arrive wrapped in an array
             chunk = chunk[0] if chunk else {}
         if not isinstance(chunk, dict):

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from .. import errors
 from ..messages import ChatRequest, Message, StreamDelta, ToolCallDelta, ToolSpec, Usage
 from ..sse import SSEEvent
-from .base import Provider, WireProtocol
+from .base import Provider, WireProtocol, event_json
 
 _TOOL_CHOICE_MODES = frozenset({"auto", "none", "required"})
 _RAW_KEYS = ("id", "model", "system_fingerprint", "provider")
@@ -171,15 +171,7 @@ class OpenAIProtocol(WireProtocol):
         ]
 
     def parse_event(self, event: SSEEvent, state: dict[str, Any]) -> list[StreamDelta]:
-        data = event.data.strip()
-        if not data or data == "[DONE]":
-            return []
-        try:
-            chunk = json.loads(data)
-        except ValueError as exc:
-            raise errors.APIError(
-                f"malformed stream event: {data[:200]!r}", provider=self.provider
-            ) from exc
+        chunk = event_json(event, self.provider)
         if not isinstance(chunk, dict):
             return []
         self._raise_for_error(chunk)
