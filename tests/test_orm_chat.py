@@ -413,3 +413,11 @@ async def test_stream_left_by_break_is_finalised_without_a_context_manager(
     # The chat is usable again, and the partial answer is part of its history.
     await chat.ask("Next")
     assert [m.content for m in fake.requests[-1].messages] == ["Go", "Part", "Next"]
+
+
+async def test_naming_the_llms_own_provider_keeps_its_configuration(
+    database: Database, llm: LLM, fake: FakeProvider
+) -> None:
+    fake.reply("scripted answer")
+    chat = await create_chat(database.db, llm, provider="fake")
+    assert (await chat.ask("hi")).content == "scripted answer"

@@ -120,7 +120,13 @@ class LLM:
         return self._provider
 
     def with_provider(self, name: str | Provider, **overrides: Any) -> LLM:
-        """A sibling LLM on another provider, sharing the connection pool."""
+        """A sibling LLM on another provider, sharing the connection pool.
+
+        Naming the provider this LLM already uses returns it unchanged, so a configured
+        provider instance (a scripted FakeProvider, custom credentials) is kept.
+        """
+        if isinstance(name, str) and name.lower() == self.provider_name and not overrides:
+            return self
         return LLM(
             name,
             api_key=overrides.get("api_key"),

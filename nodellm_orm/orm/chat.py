@@ -499,6 +499,6 @@ async def load_chat(
     if record is None:
         return None
     provider = opts.get("provider") or record.provider
-    chat_llm = llm.with_provider(provider) if provider and provider != llm.provider_name else llm
+    chat_llm = llm.with_provider(provider) if provider else llm
     core = chat_llm.chat(opts.get("model") or record.model, **_core_options(opts))
     return Chat(store, record, core, persistence=persistence, history_loaded=False)
