@@ -152,3 +152,18 @@ async def test_bad_session_input_writes_nothing(database: Database, llm: LLM) ->
     with pytest.raises(TypeError, match="Agent subclass"):
         await create_agent_session(database.db, llm, dict)  # type: ignore[arg-type]
     assert await store.list_chats() == []
+
+
+async def test_session_stream_uses_turn_inputs_and_stores_the_row(
+    database: Database, llm: LLM, fake: FakeProvider
+) -> None:
+    fake.chunk_size = 3
+    fake.reply("Hallo Ada!")
+    session = await create_agent_session(database.db, llm, Greeter, metadata={"user": "Ada"})
+    stream = session.ask_stream("hi", inputs={"lang": "German"})
+    text = "".join([str(chunk) async for chunk in stream])
+    assert text == "Hallo Ada!"
+    assert fake.requests[-1].messages[0].content == "Greet Ada in German."
+    assert stream.message is not None and stream.message.content == "Hallo Ada!"
+    rows = await session.messages()
+    assert [(r.role, r.content) for r in rows] == [("user", "hi"), ("assistant", "Hallo Ada!")]

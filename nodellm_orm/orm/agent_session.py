@@ -8,7 +8,8 @@ session with a different class than the one that created it is an error.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 from ..core.agent import Agent
@@ -30,6 +31,26 @@ def _check_agent_class(agent_class: Any) -> type[Agent]:
     if not (isinstance(agent_class, type) and issubclass(agent_class, Agent)):
         raise TypeError(f"agent_class must be an Agent subclass, not {agent_class!r}")
     return agent_class
+
+
+class _AgentStream(ChatStream):
+    """A chat stream during which the agent sees the turn's inputs."""
+
+    def __init__(
+        self, session: AgentSession, content: str, options: dict[str, Any], inputs: dict[str, Any]
+    ) -> None:
+        super().__init__(session.chat, content, options)
+        self._agent = session.instance
+        self._inputs = inputs
+
+    async def _run(self) -> AsyncGenerator[ChatChunk, None]:
+        self._agent._turn_inputs = self._inputs
+        try:
+            async with aclosing(super()._run()) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            self._agent._turn_inputs = None
 
 
 class AgentSession:
@@ -83,17 +104,13 @@ class AgentSession:
         finally:
             self.instance._turn_inputs = None
 
-    async def ask_stream(
+    def ask_stream(
         self, message: str, *, inputs: dict[str, Any] | None = None, **options: Any
-    ) -> AsyncIterator[ChatChunk]:
-        stream = self.chat.ask_stream(message, **options)
-        self.instance._turn_inputs = self._inputs(inputs)
-        try:
-            async for chunk in stream:
-                yield chunk
-        finally:
-            self.instance._turn_inputs = None
-            self.last_stream: ChatStream = stream
+    ) -> ChatStream:
+        """Like `Chat.ask_stream`; `.message` holds the stored row once the stream ends."""
+        if not isinstance(message, str):
+            raise TypeError(f"message must be a string, not {type(message).__name__}")
+        return _AgentStream(self, message, options, self._inputs(inputs))
 
     async def messages(self) -> list[MessageRecord]:
         return await self.chat.messages()
