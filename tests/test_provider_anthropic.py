@@ -6,7 +6,6 @@ Streams are kept byte for byte in tests/wire/anthropic/.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,9 @@ from nodellm_orm.core.messages import (
 from nodellm_orm.core.providers.anthropic import AnthropicProtocol, AnthropicProvider
 from nodellm_orm.core.providers.base import RetryPolicy
 from nodellm_orm.core.sse import SSEEvent
+from tests.support.wire import Handler, collect, fold, json_reply, sent_body, sse_reply
 
 WIRE = Path(__file__).parent / "wire" / "anthropic"
-Handler = Callable[[httpx.Request], httpx.Response]
 MODEL = "claude-sonnet-4-5-20250929"
 
 WEATHER = ToolSpec(
@@ -53,71 +52,6 @@ def make_provider(handler: Handler, **kwargs: Any) -> AnthropicProvider:
         http=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
         **kwargs,
     )
-
-
-def json_reply(body: Any, status: int = 200, seen: list[httpx.Request] | None = None) -> Handler:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if seen is not None:
-            seen.append(request)
-        return httpx.Response(status, json=body)
-
-    return handler
-
-
-def sse_reply(text: str, seen: list[httpx.Request] | None = None) -> Handler:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if seen is not None:
-            seen.append(request)
-        return httpx.Response(
-            200, content=text.encode(), headers={"content-type": "text/event-stream"}
-        )
-
-    return handler
-
-
-async def collect(provider: AnthropicProvider, request: ChatRequest) -> list[StreamDelta]:
-    exchange = await provider.open(request)
-    return [delta async for delta in exchange.deltas]
-
-
-def fold(deltas: list[StreamDelta]) -> dict[str, Any]:
-    """Test-local fold: concatenate text, assemble tool calls by index, last usage wins."""
-    out: dict[str, Any] = {
-        "content": "",
-        "thinking": "",
-        "signature": None,
-        "calls": {},
-        "usage": None,
-        "finish_reason": None,
-        "id": None,
-        "model": None,
-        "raw": {},
-    }
-    for d in deltas:
-        out["content"] += d.content
-        out["thinking"] += d.thinking
-        out["signature"] = d.thinking_signature or out["signature"]
-        for part in d.tool_calls:
-            call = out["calls"].setdefault(part.index, {"args": "", "object": None})
-            call.update({k: v for k, v in (("id", part.id), ("name", part.name)) if v})
-            call["args"] += part.arguments
-            if part.arguments_object is not None:
-                call["object"] = part.arguments_object
-        out["usage"] = d.usage or out["usage"]
-        out["finish_reason"] = d.finish_reason or out["finish_reason"]
-        out["id"] = d.id or out["id"]
-        out["model"] = d.model or out["model"]
-        out["raw"].update(d.raw or {})
-    for call in out["calls"].values():
-        call["arguments"] = (
-            call["object"] if call["object"] is not None else json.loads(call["args"])
-        )
-    return out
-
-
-def sent_body(request: httpx.Request) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(request.content)
-    return body
 
 
 # -- plain JSON ---------------------------------------------------------------------------------
