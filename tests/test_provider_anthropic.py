@@ -20,25 +20,23 @@ from nodellm_orm.core.messages import (
     StreamDelta,
     Thinking,
     ToolCall,
-    ToolSpec,
 )
 from nodellm_orm.core.providers.anthropic import AnthropicProtocol, AnthropicProvider
 from nodellm_orm.core.providers.base import RetryPolicy
 from nodellm_orm.core.sse import SSEEvent
-from tests.support.wire import Handler, collect, fold, json_reply, sent_body, sse_reply
+from tests.support.wire import (
+    WEATHER,
+    Handler,
+    Weather,
+    collect,
+    fold,
+    json_reply,
+    sent_body,
+    sse_reply,
+)
 
 WIRE = Path(__file__).parent / "wire" / "anthropic"
 MODEL = "claude-sonnet-4-5-20250929"
-
-WEATHER = ToolSpec(
-    name="get_weather",
-    description="Current weather for a city",
-    parameters={
-        "type": "object",
-        "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
-        "required": ["city"],
-    },
-)
 
 
 def wire(name: str) -> str:
@@ -563,17 +561,7 @@ def test_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 async def test_tool_round_trip_through_core_chat() -> None:
-    from nodellm_orm import Tool, create_llm
-
-    class Weather(Tool):
-        name = "get_weather"
-        description = "Current weather for a city"
-
-        class Params(BaseModel):
-            city: str
-
-        def execute(self, params: Any) -> str:
-            return f"18C and sunny in {params.city}"
+    from nodellm_orm import create_llm
 
     first = {
         "id": "msg_01First",

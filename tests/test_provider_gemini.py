@@ -10,13 +10,20 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import BaseModel
 
 from nodellm_orm.core import errors
 from nodellm_orm.core.messages import ChatRequest, Message, StreamDelta, ToolCall, ToolSpec
 from nodellm_orm.core.providers.base import RetryPolicy
 from nodellm_orm.core.providers.gemini import GeminiProtocol, GeminiProvider
-from tests.support.wire import Handler, collect, fold, json_reply, sent_body, sse_reply
+from tests.support.wire import (
+    Handler,
+    Weather,
+    collect,
+    fold,
+    json_reply,
+    sent_body,
+    sse_reply,
+)
 
 WIRE = Path(__file__).parent / "wire" / "gemini"
 MODEL = "gemini-2.5-flash"
@@ -546,17 +553,7 @@ def test_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 async def test_tool_round_trip_through_core_chat() -> None:
-    from nodellm_orm import Tool, create_llm
-
-    class Weather(Tool):
-        name = "get_weather"
-        description = "Current weather for a city"
-
-        class Params(BaseModel):
-            city: str
-
-        def execute(self, params: Any) -> str:
-            return f"18C and sunny in {params.city}"
+    from nodellm_orm import create_llm
 
     first = {
         "candidates": [

@@ -23,7 +23,6 @@ from nodellm_orm.core.messages import (
     Message,
     StreamDelta,
     ToolCall,
-    ToolSpec,
     Usage,
 )
 from nodellm_orm.core.providers import base as base_module
@@ -36,19 +35,10 @@ from nodellm_orm.core.providers.openai import (
     OpenRouterProvider,
 )
 from nodellm_orm.core.sse import SSEEvent
+from tests.support.wire import WEATHER
 
 WIRE = Path(__file__).parent / "wire" / "openai"
 FAST = RetryPolicy(attempts=3, base_delay=0, jitter=0)
-
-WEATHER = ToolSpec(
-    name="get_weather",
-    description="Current weather for a city",
-    parameters={
-        "type": "object",
-        "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
-        "required": ["city"],
-    },
-)
 
 
 def wire(name: str) -> bytes:

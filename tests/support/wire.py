@@ -8,9 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
-from nodellm_orm.core.messages import ChatRequest, StreamDelta
+from nodellm_orm.core.messages import ChatRequest, StreamDelta, ToolSpec
 from nodellm_orm.core.providers.base import Provider
+from nodellm_orm.core.tools import Tool
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -87,3 +89,28 @@ def fold(deltas: list[StreamDelta]) -> dict[str, Any]:
 def sent_body(request: httpx.Request) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(request.content)
     return body
+
+
+# A plain tool declaration, as the OpenAI and Anthropic request tests send it.
+WEATHER = ToolSpec(
+    name="get_weather",
+    description="Current weather for a city",
+    parameters={
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
+        "required": ["city"],
+    },
+)
+
+
+class Weather(Tool):
+    """The tool the end-to-end round trips call."""
+
+    name = "get_weather"
+    description = "Current weather for a city"
+
+    class Params(BaseModel):
+        city: str
+
+    def execute(self, params: Any) -> str:
+        return f"18C and sunny in {params.city}"
