@@ -421,3 +421,12 @@ async def test_naming_the_llms_own_provider_keeps_its_configuration(
     fake.reply("scripted answer")
     chat = await create_chat(database.db, llm, provider="fake")
     assert (await chat.ask("hi")).content == "scripted answer"
+
+
+async def test_asking_a_deleted_chat_says_so(database: Database, llm: LLM) -> None:
+    chat = await create_chat(database.db, llm)
+    other = await load_chat(database.db, llm, chat.id)
+    assert other is not None
+    await other.delete()
+    with pytest.raises(LookupError, match=f"chat {chat.id} no longer exists"):
+        await chat.ask("anyone?")

@@ -212,7 +212,14 @@ class Chat:
         await self._save_config()
         core = self.core
         turn = self._recorder.new_turn(message, model=core.model, provider=core.provider.name)
-        if await self._recorder.begin(turn, self._cursor, self._known):
+        try:
+            newer = await self._recorder.begin(turn, self._cursor, self._known)
+        except Exception as exc:
+            # Most likely the chat row is gone (deleted elsewhere): say so, not a raw FK error.
+            if await self.store.get_chat(self.id) is None:
+                raise LookupError(f"chat {self.id} no longer exists") from exc
+            raise
+        if newer:
             self._known += await self._catch_up(exclude={turn.user["id"], turn.message_id})
         self._known += 2
         self._cursor = (turn.placeholder["createdAt"], turn.message_id)
