@@ -37,6 +37,7 @@ from nodellm_orm.migrations import (
 )
 from nodellm_orm.migrations.runner import split_sqlite_script
 from nodellm_orm.schema import schema_for
+from tests.conftest import unavailable
 from tests.support.postgres import create_database, postgres_url
 
 PG_URL = postgres_url()
@@ -57,7 +58,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Db
         url = "sqlite+aiosqlite:///" + str(tmp_path / "app.db")
     else:
         if PG_URL is None:
-            pytest.skip("no PostgreSQL available (set NODELLM_TEST_PG_URL)")
+            unavailable("no PostgreSQL server available")
         url = await create_database(PG_URL, prefix="mig")
     engine = create_async_engine(url)
     try:
@@ -343,7 +344,7 @@ async def test_concurrent_runners_apply_once(tmp_path: Path) -> None:
 
 async def test_migrate_url_honours_prisma_schema_parameter() -> None:
     if PG_URL is None:
-        pytest.skip("no PostgreSQL available (set NODELLM_TEST_PG_URL)")
+        unavailable("no PostgreSQL server available")
     url = await create_database(PG_URL, prefix="mig")
     prisma_style = url.replace("postgresql+asyncpg://", "postgresql://") + "?schema=llm"
     assert await migrate_url(prisma_style) == [load_migrations("postgresql")[0].name]

@@ -19,15 +19,13 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import migration_sql, unavailable
+from tests.support.postgres import postgres_url
 from tests.support.prisma_engine import (
     connected_prisma,
     engine_unavailable_reason,
     prisma_database_url,
 )
-
-REFERENCE = Path("/work/shared/reference")
-if not REFERENCE.is_dir():  # pragma: no cover - the DDL is also shipped as our init migration
-    REFERENCE = Path(__file__).resolve().parents[1] / "nodellm_orm" / "migrations"
 
 _reason = engine_unavailable_reason()
 if _reason is not None and os.environ.get("CI"):
@@ -36,10 +34,8 @@ pytestmark = pytest.mark.skipif(_reason is not None, reason=_reason or "")
 
 
 def _ddl(provider: str) -> str:
-    reference = REFERENCE / f"prisma-migrate-{provider}.sql"
-    if reference.is_file():
-        return reference.read_text(encoding="utf-8")
-    return next((REFERENCE / provider).glob("*/migration.sql")).read_text(encoding="utf-8")
+    # The shipped init migration: the DDL Prisma Migrate generates (test_migrations checks it).
+    return migration_sql(provider)
 
 
 @dataclass
@@ -66,7 +62,9 @@ def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def _postgres_database() -> tuple[str, Callable[[], Awaitable[None]]]:
     import asyncpg  # type: ignore[import-untyped]
 
-    admin_url = prisma_database_url(os.environ["NODELLM_TEST_PG_URL"])
+    server = postgres_url()
+    assert server is not None
+    admin_url = prisma_database_url(server)
     name = f"qe_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -94,8 +92,8 @@ async def qe(
             conn.executescript(_ddl("sqlite"))
         url = f"file:{path}"
     else:
-        if not os.environ.get("NODELLM_TEST_PG_URL"):
-            pytest.skip("NODELLM_TEST_PG_URL is not set")
+        if postgres_url() is None:
+            unavailable("no PostgreSQL server available")
         url, drop = await _postgres_database()
     try:
         async with connected_prisma(provider=provider, database_url=url, work_dir=work_dir) as (

@@ -5,7 +5,6 @@ Each PostgreSQL test runs in a schema of its own (search_path), dropped afterwar
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,13 +18,15 @@ from sqlalchemy.exc import IntegrityError
 from nodellm_orm.orm.options import TableNames
 from nodellm_orm.stores.base import Store, StoreError
 from nodellm_orm.stores.sql import SqlStore, connect, normalize_url
+from tests.conftest import migration_sql, unavailable
+from tests.support.postgres import postgres_url
 
-REF = Path("/work/shared/reference")
-PG_URL = os.environ.get("NODELLM_TEST_PG_URL")
+PG_URL = postgres_url()
 
 
 def ddl(dialect: str, rename: dict[str, str] | None = None) -> list[str]:
-    text = (REF / f"prisma-migrate-{dialect}.sql").read_text()
+    # The shipped init migration: the DDL Prisma Migrate generates (test_migrations checks it).
+    text = migration_sql(dialect)
     for old, new in (rename or {}).items():
         text = text.replace(f'"{old}"', f'"{new}"').replace(f'"{old}_', f'"{new}_')
     lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("--")]
@@ -41,7 +42,7 @@ async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     """Build a store over a fresh database; `rename` maps default table names to others."""
     dialect: str = request.param
     if dialect == "postgresql" and not PG_URL:
-        pytest.skip("NODELLM_TEST_PG_URL not set")
+        unavailable("no PostgreSQL server available")
     stores: list[SqlStore] = []
     schemas: list[str] = []
 
