@@ -24,7 +24,7 @@ from typing import Any
 
 from .core import errors
 from .core.messages import ChatRequest, StreamDelta, ToolCallDelta, Usage
-from .core.providers.base import Exchange, Provider, WireProtocol
+from .core.providers.base import Exchange, Provider, RetryPolicy, WireProtocol
 from .core.sse import SSEEvent
 
 __all__ = ["FakeProvider", "FakeResponse"]
@@ -76,6 +76,8 @@ class FakeProvider(Provider):
         latency: float = 0.0,
         **kwargs: Any,
     ) -> None:
+        # Scripted failures fail at once unless a test asks for retries.
+        kwargs.setdefault("retry", RetryPolicy(attempts=1))
         super().__init__(**kwargs)
         self.queue: deque[FakeResponse] = deque(
             r if isinstance(r, FakeResponse) else FakeResponse(content=r) for r in responses
@@ -107,7 +109,8 @@ class FakeProvider(Provider):
 
     # ---- the provider interface ----------------------------------------------------------
 
-    async def open(self, request: ChatRequest) -> Exchange:
+    async def attempt(self, request: ChatRequest) -> Exchange:
+        """One scripted round trip; retries (when configured) come from Provider.open."""
         self.requests.append(request)
         scripted = self.queue.popleft() if self.queue else self._echo(request)
         delay = scripted.delay or self.latency

@@ -19,6 +19,7 @@ from nodellm_orm import (
     create_llm,
     load_chat,
 )
+from nodellm_orm.core.providers.base import RetryPolicy
 from nodellm_orm.testing import FakeProvider, FakeResponse
 from tests.conftest import Database
 
@@ -430,3 +431,16 @@ async def test_asking_a_deleted_chat_says_so(database: Database, llm: LLM) -> No
     await other.delete()
     with pytest.raises(LookupError, match=f"chat {chat.id} no longer exists"):
         await chat.ask("anyone?")
+
+
+async def test_a_retried_failure_is_a_request_row_of_its_own(database: Database) -> None:
+    fake = FakeProvider(retry=RetryPolicy(attempts=3, base_delay=0, jitter=0))
+    fake.fail(429, "slow down").fail(503, "overloaded").reply("finally")
+    chat = await create_chat(database.db, create_llm(provider=fake))
+    answer = await chat.ask("Hello?")
+    assert answer.content == "finally"
+    store = await database.store()
+    requests = await store.list_requests(chat.id)
+    assert [r.statusCode for r in requests] == [429, 503, 200]
+    assert all(r.messageId == answer.id for r in requests)
+    assert [(r.inputTokens, r.outputTokens) for r in requests[:2]] == [(0, 0), (0, 0)]

@@ -36,7 +36,7 @@ from .tools import Tool, as_tool
 
 if TYPE_CHECKING:
     from .llm import LLM
-    from .providers.base import Provider
+    from .providers.base import Provider, RetryHook
 
 Hook = Callable[..., Any]
 log = logging.getLogger("nodellm_orm")
@@ -509,8 +509,12 @@ class Chat:
             accumulator = Accumulator()
             started = time.perf_counter()
             status = 0
+            retried = self._retry_reporter(
+                provider.name, request.model, corrections if request.schema else None
+            )
+
             try:
-                exchange = await provider.open(request)
+                exchange = await provider.open(request, on_retry=retried)
                 status = exchange.status_code
                 async with aclosing(exchange.deltas) as deltas:
                     async for delta in deltas:
@@ -632,6 +636,26 @@ class Chat:
         if isinstance(schema, type) and issubclass(schema, BaseModel):
             return schema.model_validate_json(text)
         return json.loads(text)
+
+    def _retry_reporter(
+        self, provider: str, model: str, correction_rounds: int | None
+    ) -> RetryHook:
+        """Reports a failed attempt that will be retried: a round trip of its own."""
+
+        async def report(error: errors.LLMError, duration_ms: int) -> None:
+            await self._report(
+                RequestMetrics(
+                    provider=provider,
+                    model=model,
+                    status_code=error.status_code or 0,
+                    duration_ms=duration_ms,
+                    usage=Usage(),
+                    error=error,
+                    correction_rounds=correction_rounds,
+                )
+            )
+
+        return report
 
     async def _report(self, metrics: RequestMetrics) -> None:
         for hook in self.request_hooks:

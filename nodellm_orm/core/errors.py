@@ -25,6 +25,8 @@ class LLMError(Exception):
         self.provider = provider
         self.status_code = status_code
         self.body = body
+        # Seconds the provider asked to wait (Retry-After), when it said.
+        self.retry_after: float | None = None
         prefix = f"[{provider}] " if provider else ""
         suffix = f" (HTTP {status_code})" if status_code is not None else ""
         super().__init__(f"{prefix}{message}{suffix}")

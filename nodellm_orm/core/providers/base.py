@@ -13,8 +13,9 @@ import asyncio
 import json
 import os
 import random
+import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -112,6 +113,10 @@ def parse_retry_after(value: str | None) -> float | None:
     return float((when - _dt.datetime.now(_dt.UTC)).total_seconds())
 
 
+# Awaited with each failed attempt that will be retried, and its duration in ms.
+RetryHook = Callable[[errors.LLMError, int], Awaitable[None]]
+
+
 @dataclass(slots=True)
 class Exchange:
     """One provider round trip that got a success status; `deltas` yields its content."""
@@ -177,38 +182,47 @@ class Provider:
             **request.headers,
         }
 
-    async def open(self, request: ChatRequest) -> Exchange:
-        """Send `request`, retrying per the policy until a success status or a final error."""
-        body = self.protocol.render(request)
+    async def open(self, request: ChatRequest, *, on_retry: RetryHook | None = None) -> Exchange:
+        """Send `request`, retrying per the policy until a success status or a final error.
+
+        `on_retry(error, duration_ms)` is awaited for each failed attempt that is retried, so
+        callers can account for every round trip, not only the last.
+        """
         attempts = max(1, self.retry.attempts)
         for attempt in range(attempts):
-            retry_after: float | None = None
+            started = time.perf_counter()
             try:
-                response = await self.http.send(
-                    self.http.build_request(
-                        "POST",
-                        self.url(request),
-                        json=body,
-                        headers=self.headers(request),
-                        timeout=self._timeout(request),
-                    ),
-                    stream=True,
-                )
-            except httpx.TimeoutException as exc:
-                error: errors.LLMError = errors.TimeoutError(
-                    f"request timed out: {exc}", provider=self.name
-                )
-            except httpx.TransportError as exc:
-                error = errors.ConnectionError(f"connection failed: {exc}", provider=self.name)
-            else:
-                if response.status_code < 400:
-                    return Exchange(response.status_code, self._deltas(response, request))
-                error = await self._error(response)
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-            if attempt + 1 >= attempts or not errors.is_retryable(error):
-                raise error
-            await asyncio.sleep(self.retry.delay(attempt, retry_after))
+                return await self.attempt(request)
+            except errors.LLMError as error:
+                if attempt + 1 >= attempts or not errors.is_retryable(error):
+                    raise
+                if on_retry is not None:
+                    await on_retry(error, round((time.perf_counter() - started) * 1000))
+                await asyncio.sleep(self.retry.delay(attempt, error.retry_after))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def attempt(self, request: ChatRequest) -> Exchange:
+        """One round trip: a success status opens the exchange, anything else raises."""
+        try:
+            response = await self.http.send(
+                self.http.build_request(
+                    "POST",
+                    self.url(request),
+                    json=self.protocol.render(request),
+                    headers=self.headers(request),
+                    timeout=self._timeout(request),
+                ),
+                stream=True,
+            )
+        except httpx.TimeoutException as exc:
+            raise errors.TimeoutError(f"request timed out: {exc}", provider=self.name) from exc
+        except httpx.TransportError as exc:
+            raise errors.ConnectionError(f"connection failed: {exc}", provider=self.name) from exc
+        if response.status_code >= 400:
+            error = await self._error(response)
+            error.retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise error
+        return Exchange(response.status_code, self._deltas(response, request))
 
     def _timeout(self, request: ChatRequest) -> float | httpx._client.UseClientDefault:
         timeout = request.timeout if request.timeout is not None else self.request_timeout
