@@ -18,10 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,7 +35,7 @@ from .migrations.runner import MigrationError, async_url, migrate_url
 from .orm.chat import create_chat, load_chat
 from .orm.options import TableNames
 from .orm.records import ChatRecord, MessageRecord, ToolCallRecord
-from .schema import PROVIDERS, schema_for
+from .schema import PROVIDERS, datasource_provider, parse_models, schema_for
 from .stores.base import StoreError
 from .stores.sql import SqlStore, connect
 
@@ -215,49 +214,6 @@ def init(provider: str, force: bool, path: Path) -> None:
     click.echo("      or `nodellm-orm migrate --url ...` to create the tables without Prisma.")
 
 
-@dataclass(frozen=True)
-class _Field:
-    name: str
-    type: str  # as written: String, Int?, LlmMessage[]
-    line: str
-
-
-@dataclass
-class _Model:
-    name: str
-    fields: dict[str, _Field]
-    attributes: list[str]  # @@index(...), @@unique(...), whitespace removed
-    block: str
-
-
-_BLOCK = re.compile(r"^model\s+(\w+)\s*\{(.*?)^\}", re.S | re.M)
-
-
-def parse_models(schema: str) -> dict[str, _Model]:
-    """The models of a Prisma schema: fields by name, block attributes, source text."""
-    models: dict[str, _Model] = {}
-    for match in _BLOCK.finditer(schema):
-        fields: dict[str, _Field] = {}
-        attributes: list[str] = []
-        for raw in match.group(2).splitlines():
-            line = raw.split("//", 1)[0].strip()
-            if not line:
-                continue
-            if line.startswith("@@"):
-                attributes.append("".join(line.split()))
-                continue
-            parts = line.split()
-            if len(parts) >= 2:
-                fields[parts[0]] = _Field(parts[0], parts[1], raw.rstrip())
-        models[match.group(1)] = _Model(match.group(1), fields, attributes, match.group(0))
-    return models
-
-
-def _datasource_provider(schema: str) -> str | None:
-    match = re.search(r'datasource\s+\w+\s*\{[^}]*?provider\s*=\s*"([^"]+)"', schema, re.S)
-    return match.group(1) if match else None
-
-
 @main.command()
 @click.option(
     "--path",
@@ -277,7 +233,7 @@ def sync(path: Path) -> None:
             f"{path} does not exist (create it with `nodellm-orm init --path {path}`)"
         )
     theirs_text = path.read_text(encoding="utf-8")
-    provider = _datasource_provider(theirs_text) or "postgresql"
+    provider = datasource_provider(theirs_text) or "postgresql"
     if provider not in PROVIDERS:
         raise click.ClickException(
             f"{path}: datasource provider {provider!r} is not one of {', '.join(PROVIDERS)}"
