@@ -444,3 +444,25 @@ async def test_a_retried_failure_is_a_request_row_of_its_own(database: Database)
     assert [r.statusCode for r in requests] == [429, 503, 200]
     assert all(r.messageId == answer.id for r in requests)
     assert [(r.inputTokens, r.outputTokens) for r in requests[:2]] == [(0, 0), (0, 0)]
+
+
+async def test_a_turn_in_flight_elsewhere_is_read_once_it_has_ended(
+    database: Database, llm: LLM, fake: FakeProvider
+) -> None:
+    fake.chunk_size = 5
+    fake.reply("Answer to A.")
+    first = await create_chat(database.db, llm)
+    second = await load_chat(database.db, llm, first.id)
+    assert second is not None
+
+    stream = first.ask_stream("from A")
+    chunks = stream.__aiter__()
+    await chunks.__anext__()  # A's turn has begun: its placeholder is in the table
+    fake.queue.appendleft(FakeResponse("Answer to B."))
+    await second.ask("from B")
+    async for _ in chunks:  # A's turn ends
+        pass
+
+    await second.ask("B again")
+    sent = [m.content for m in fake.requests[-1].messages]
+    assert sent == ["from A", "Answer to A.", "from B", "Answer to B.", "B again"]

@@ -22,7 +22,7 @@ from ..core.messages import ChatChunk, Message, Usage
 from ..core.tools import Tool
 from ..stores import open_store
 from ..stores.base import Cursor, Store
-from .history import group_tool_calls, replay
+from .history import group_tool_calls, is_pending, replay
 from .ids import new_id, utc_now
 from .options import Persistence, TableNames
 from .records import ChatRecord, MessageRecord
@@ -175,6 +175,8 @@ class Chat:
         self._cached_rows: list[MessageRecord] | None = None
         self._saved_instructions = record.instructions
         self._stored_instructions_replaced = False
+        # Another writer's turn was in flight when last read: re-read before the next turn.
+        self._pending_elsewhere = False
         # Set by the fluent methods that change a chat column, so a turn only compares
         # configuration (an O(history) scan for instructions) when something changed.
         self._config_changed = False
@@ -242,16 +244,21 @@ class Chat:
         return []
 
     async def _load_history(self) -> None:
-        if self._history_loaded:
+        if self._history_loaded and not self._pending_elsewhere:
             return
         rows = self._cached_rows
         if rows is None:
             rows = await self.store.list_messages(self.id)
         self._cached_rows = None
         replayed = await self._replay(rows)
-        # Instructions set through the fluent API before the first turn follow the stored ones.
-        configured = [m for m in self.core.messages if m.role == "system"]
-        self.core.messages = [*self._system_messages(), *configured, *replayed]
+        system = [m for m in self.core.messages if m.role == "system"]
+        if not self._history_loaded:
+            # Instructions set through the fluent API before the first turn follow the
+            # stored ones.
+            system = [*self._system_messages(), *system]
+        self.core.messages = [*system, *replayed]
+        now = utc_now()
+        self._pending_elsewhere = any(is_pending(r, now) for r in rows)
         self._known = len(rows)
         if rows:
             last = rows[-1]
@@ -267,10 +274,16 @@ class Chat:
         return replay(rows, group_tool_calls(calls))
 
     async def _catch_up(self, exclude: set[str]) -> int:
-        """Another writer added messages: append them to the in-memory history."""
+        """Another writer added messages: append them to the in-memory history.
+
+        A turn still in flight elsewhere shows as its placeholder; its answer will land in a
+        row this cursor has passed, so the next turn re-reads the history once it is done.
+        """
         rows = await self.store.list_messages(self.id, after=self._cursor)
         rows = [r for r in rows if r.id not in exclude]
         self.core.messages.extend(await self._replay(rows))
+        now = utc_now()
+        self._pending_elsewhere = self._pending_elsewhere or any(is_pending(r, now) for r in rows)
         return len(rows)
 
     async def _save_config(self) -> None:

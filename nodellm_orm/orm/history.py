@@ -21,14 +21,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..core.messages import Message, Response, Thinking, ToolCall, Usage
 from .records import MessageRecord, ToolCallRecord
 
 PLACEHOLDER_RAW = json.dumps({"interrupted": True, "reason": "incomplete"})
+# How long a placeholder may belong to a turn still in flight (tool loops can be long).
+PENDING_FOR = timedelta(minutes=15)
 # What a replayed tool call that never got its result tells the model.
 NO_RESULT = "(no result: the turn was interrupted before this tool finished)"
+
+
+def is_pending(row: MessageRecord, now: datetime) -> bool:
+    """A placeholder whose turn is probably still running in another process or object.
+
+    A placeholder older than PENDING_FOR is taken for a turn whose process died: it stays
+    as the interrupted row it was born as, and nobody waits for it.
+    """
+    return (
+        row.role == "assistant"
+        and not row.content
+        and row.contentRaw == PLACEHOLDER_RAW
+        and row.createdAt is not None
+        and now - row.createdAt < PENDING_FOR
+    )
 
 
 def decode_raw(text: str | None) -> dict[str, Any]:
