@@ -466,3 +466,26 @@ async def test_a_turn_in_flight_elsewhere_is_read_once_it_has_ended(
     await second.ask("B again")
     sent = [m.content for m in fake.requests[-1].messages]
     assert sent == ["from A", "Answer to A.", "from B", "Answer to B.", "B again"]
+
+
+async def test_rows_deleted_elsewhere_leave_the_history_on_sqlite(
+    database: Database, llm: LLM, fake: FakeProvider
+) -> None:
+    if database.dialect != "sqlite":
+        pytest.skip("only SQLite's count check notices deletions (PostgreSQL counts new rows)")
+    chat = await create_chat(database.db, llm)
+    await chat.ask("forget me")
+    await chat.ask("keep me")
+    store = await database.store()
+    for row in (await store.list_messages(chat.id))[:2]:
+        await store.delete_message(row.id)
+    await chat.ask("noticed?")  # the count shows rows went missing
+    await chat.ask("and now")  # so this turn re-reads the history first
+    sent = [m.content for m in fake.requests[-1].messages]
+    assert sent == [
+        "keep me",
+        "(fake) You said: keep me",
+        "noticed?",
+        "(fake) You said: noticed?",
+        "and now",
+    ]

@@ -175,8 +175,9 @@ class Chat:
         self._cached_rows: list[MessageRecord] | None = None
         self._saved_instructions = record.instructions
         self._stored_instructions_replaced = False
-        # Another writer's turn was in flight when last read: re-read before the next turn.
-        self._pending_elsewhere = False
+        # Re-read the history before the next turn: another writer's turn was in flight when
+        # last read, or rows were deleted elsewhere.
+        self._reread = False
         # Set by the fluent methods that change a chat column, so a turn only compares
         # configuration (an O(history) scan for instructions) when something changed.
         self._config_changed = False
@@ -221,7 +222,9 @@ class Chat:
             if await self.store.get_chat(self.id) is None:
                 raise LookupError(f"chat {self.id} no longer exists") from exc
             raise
-        if newer:
+        if newer < 0:
+            self._reread = True  # rows were deleted elsewhere: what we hold is out of date
+        elif newer:
             self._known += await self._catch_up(exclude={turn.user["id"], turn.message_id})
         self._known += 2
         self._cursor = (turn.placeholder["createdAt"], turn.message_id)
@@ -244,7 +247,7 @@ class Chat:
         return []
 
     async def _load_history(self) -> None:
-        if self._history_loaded and not self._pending_elsewhere:
+        if self._history_loaded and not self._reread:
             return
         rows = self._cached_rows
         if rows is None:
@@ -258,7 +261,7 @@ class Chat:
             system = [*self._system_messages(), *system]
         self.core.messages = [*system, *replayed]
         now = utc_now()
-        self._pending_elsewhere = any(is_pending(r, now) for r in rows)
+        self._reread = any(is_pending(r, now) for r in rows)
         self._known = len(rows)
         if rows:
             last = rows[-1]
@@ -283,7 +286,7 @@ class Chat:
         rows = [r for r in rows if r.id not in exclude]
         self.core.messages.extend(await self._replay(rows))
         now = utc_now()
-        self._pending_elsewhere = self._pending_elsewhere or any(is_pending(r, now) for r in rows)
+        self._reread = self._reread or any(is_pending(r, now) for r in rows)
         return len(rows)
 
     async def _save_config(self) -> None:
