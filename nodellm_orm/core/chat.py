@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,18 @@ class RequestMetrics:
     usage: Usage
     error: errors.LLMError | None = None
     correction_rounds: int | None = None
+
+
+@dataclass(slots=True)
+class _RoundTrip:
+    """One provider round trip in flight: what was asked, and what has come back."""
+
+    provider: Provider
+    request: ChatRequest
+    correction_rounds: int | None
+    accumulator: Accumulator = field(default_factory=lambda: Accumulator())
+    started: float = field(default_factory=time.perf_counter)
+    status: int = 0
 
 
 @dataclass(slots=True)
@@ -489,90 +501,19 @@ class Chat:
         # needs them within the turn, the history does not keep them.
         scratch: list[Message] = []
         while True:
-            messages = list(self.messages)
-            for hook in self.before_request_hooks:
-                replaced = await call_hook(hook, messages)
-                if replaced is not None:
-                    messages = list(replaced)
-            request = self._request(messages, stream, options)
-            for hook in self.new_message_hooks:
-                await call_hook(hook)
-            if self.debug:
-                log.info(
-                    "-> %s %s: %d messages, %d tools, stream=%s",
-                    provider.name,
-                    request.model,
-                    len(request.messages),
-                    len(request.tools),
-                    stream,
-                )
-            accumulator = Accumulator()
-            started = time.perf_counter()
-            status = 0
-            retried = self._retry_reporter(
-                provider.name, request.model, corrections if request.schema else None
+            trip = _RoundTrip(
+                provider=provider,
+                request=await self._next_request(stream, options),
+                correction_rounds=corrections if self._wants_schema(options) else None,
             )
-
             try:
-                exchange = await provider.open(request, on_retry=retried)
-                status = exchange.status_code
-                async with aclosing(exchange.deltas) as deltas:
-                    async for delta in deltas:
-                        accumulator.add(delta)
-                        if delta.content or delta.thinking:
-                            yield ChatChunk(content=delta.content, thinking=delta.thinking)
-            except errors.LLMError as exc:
-                await self._report(
-                    RequestMetrics(
-                        provider=provider.name,
-                        model=request.model,
-                        status_code=exc.status_code or status,
-                        duration_ms=_elapsed_ms(started),
-                        usage=accumulator.usage or Usage(),
-                        error=exc,
-                        correction_rounds=corrections if request.schema else None,
-                    )
-                )
+                async for chunk in self._send(trip):
+                    yield chunk
+            except errors.LLMError:
                 self._drop(scratch)
                 raise
-            response = accumulator.response(
-                provider=provider.name,
-                model=request.model,
-                status_code=status,
-                latency_ms=_elapsed_ms(started),
-            )
-            response.usage = apply_cost(response.usage, provider.name, response.model)
-            if self.debug:
-                log.info(
-                    "<- %s %s: HTTP %d in %d ms, %d+%d tokens, %d tool calls",
-                    provider.name,
-                    response.model,
-                    status,
-                    response.latency_ms,
-                    response.usage.input_tokens,
-                    response.usage.output_tokens,
-                    len(response.tool_calls),
-                )
-            await self._report(
-                RequestMetrics(
-                    provider=provider.name,
-                    model=response.model,
-                    status_code=status,
-                    duration_ms=response.latency_ms,
-                    usage=response.usage,
-                    correction_rounds=corrections if request.schema else None,
-                )
-            )
-            for hook in self.after_response_hooks:
-                replaced = await call_hook(hook, response)
-                if isinstance(replaced, Response):
-                    response = replaced
-            invalid: Exception | None = None
-            if request.schema is not None and not response.tool_calls:
-                try:
-                    response.parsed = self._parse_structured(response, options)
-                except ValueError as exc:  # bad JSON, or JSON the schema rejects
-                    invalid = exc
+            response = await self._received(trip)
+            invalid = self._schema_error(response, trip.request, options)
             turn_usage = turn_usage + response.usage
             self.total_usage = self.total_usage + response.usage
             self.messages.append(response.to_message())
@@ -580,8 +521,8 @@ class Chat:
             for hook in self.end_message_hooks:
                 await call_hook(hook, response)
             if invalid is not None:
+                scratch.append(self.messages[-1])
                 if corrections >= self.max_corrections:
-                    scratch.append(self.messages[-1])
                     self._drop(scratch)
                     raise errors.StructuredOutputError(
                         f"the answer does not match the schema after {corrections} "
@@ -594,7 +535,7 @@ class Chat:
                     content=f"Your answer does not match the requested schema: {invalid}. "
                     "Reply again with only the corrected JSON.",
                 )
-                scratch += [self.messages[-1], prompt]
+                scratch.append(prompt)
                 self.messages.append(prompt)
                 continue
             self._drop(scratch)
@@ -621,6 +562,105 @@ class Chat:
                 )
                 for o in outcomes
             )
+
+    def _wants_schema(self, options: dict[str, Any]) -> bool:
+        return options.get("schema", self.schema) is not None
+
+    async def _next_request(self, stream: bool, options: dict[str, Any]) -> ChatRequest:
+        """The request for the next round trip, after the hooks that may rewrite it."""
+        messages = list(self.messages)
+        for hook in self.before_request_hooks:
+            replaced = await call_hook(hook, messages)
+            if replaced is not None:
+                messages = list(replaced)
+        request = self._request(messages, stream, options)
+        for hook in self.new_message_hooks:
+            await call_hook(hook)
+        return request
+
+    async def _send(self, trip: _RoundTrip) -> AsyncGenerator[ChatChunk, None]:
+        """One provider round trip: yields text as it arrives; a failure is reported, raised."""
+        provider, request = trip.provider, trip.request
+        if self.debug:
+            log.info(
+                "-> %s %s: %d messages, %d tools, stream=%s",
+                provider.name,
+                request.model,
+                len(request.messages),
+                len(request.tools),
+                request.stream,
+            )
+        retried = self._retry_reporter(provider.name, request.model, trip.correction_rounds)
+        try:
+            exchange = await provider.open(request, on_retry=retried)
+            trip.status = exchange.status_code
+            async with aclosing(exchange.deltas) as deltas:
+                async for delta in deltas:
+                    trip.accumulator.add(delta)
+                    if delta.content or delta.thinking:
+                        yield ChatChunk(content=delta.content, thinking=delta.thinking)
+        except errors.LLMError as exc:
+            await self._report(
+                RequestMetrics(
+                    provider=provider.name,
+                    model=request.model,
+                    status_code=exc.status_code or trip.status,
+                    duration_ms=_elapsed_ms(trip.started),
+                    usage=trip.accumulator.usage or Usage(),
+                    error=exc,
+                    correction_rounds=trip.correction_rounds,
+                )
+            )
+            raise
+
+    async def _received(self, trip: _RoundTrip) -> Response:
+        """The response of a finished round trip: priced, reported, through after_response."""
+        provider = trip.provider
+        response = trip.accumulator.response(
+            provider=provider.name,
+            model=trip.request.model,
+            status_code=trip.status,
+            latency_ms=_elapsed_ms(trip.started),
+        )
+        response.usage = apply_cost(response.usage, provider.name, response.model)
+        if self.debug:
+            log.info(
+                "<- %s %s: HTTP %d in %d ms, %d+%d tokens, %d tool calls",
+                provider.name,
+                response.model,
+                trip.status,
+                response.latency_ms,
+                response.usage.input_tokens,
+                response.usage.output_tokens,
+                len(response.tool_calls),
+            )
+        await self._report(
+            RequestMetrics(
+                provider=provider.name,
+                model=response.model,
+                status_code=trip.status,
+                duration_ms=response.latency_ms,
+                usage=response.usage,
+                correction_rounds=trip.correction_rounds,
+            )
+        )
+        for hook in self.after_response_hooks:
+            replaced = await call_hook(hook, response)
+            if isinstance(replaced, Response):
+                response = replaced
+        return response
+
+    def _schema_error(
+        self, response: Response, request: ChatRequest, options: dict[str, Any]
+    ) -> ValueError | None:
+        """Parse a structured answer into `response.parsed`; the error if it does not fit."""
+        if request.schema is None or response.tool_calls:
+            return None
+        try:
+            response.parsed = self._parse_structured(response, options)
+        except ValueError as exc:  # bad JSON, or JSON the schema rejects
+            return exc
+        return None
 
     def _drop(self, scratch: list[Message]) -> None:
         if scratch:
