@@ -9,15 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 Role = Literal["system", "user", "assistant", "tool"]
 
 
 class Usage(BaseModel):
     """Token counts of one response (or a sum of them) and what they cost in USD."""
-
-    model_config = ConfigDict(frozen=False)
 
     input_tokens: int = 0
     output_tokens: int = 0
