@@ -197,3 +197,16 @@ def import_client(client: GeneratedClient) -> ModuleType:
         sys.path.insert(0, root)
     importlib.invalidate_caches()
     return importlib.import_module(client.package)
+
+
+def install_cli() -> str:
+    """Install Prisma's CLI into prisma-client-py's cache now (the one step that downloads,
+    from the npm registry), so that no test has to; returns the CLI's version output."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="nodellm-prisma-cli-") as tmp:
+        return run_prisma(["--version"], offline_env(Path(tmp))).stdout
+
+
+if __name__ == "__main__":
+    print(install_cli())
