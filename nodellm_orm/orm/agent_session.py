@@ -194,6 +194,7 @@ async def create_agent_session(
         instructions=instructions,
         max_tool_calls=max_tool_calls,
     )
+    agent.chat.debug = debug  # log each round trip (logger "nodellm_orm")
     now = utc_now()
     resolved = agent.resolve_instructions()
     chat_row: dict[str, Any] = {
