@@ -46,6 +46,16 @@ class StoreError(Exception):
     """A store was asked for something its database does not have (table, column)."""
 
 
+def turn_rows(chat_id: str, rows: Sequence[Row]) -> list[Row]:
+    """A turn's message rows, each stamped with `chat_id` (one not of that chat is refused)."""
+    stamped = []
+    for row in rows:
+        if row.get("chatId", chat_id) != chat_id:
+            raise ValueError("begin_turn rows must belong to the chat they are written to")
+        stamped.append({**row, "chatId": chat_id})
+    return stamped
+
+
 @runtime_checkable
 class Store(Protocol):
     """One database, bound to one set of table names."""

@@ -42,7 +42,7 @@ from ..orm.records import (
     UsageTotals,
     columns,
 )
-from .base import Cursor, Row, StoreError
+from .base import Cursor, Row, StoreError, turn_rows
 from .tables import encode_json, from_db_datetime, to_epoch_ms
 
 __all__ = ["PrismaStore"]
@@ -303,11 +303,7 @@ class PrismaStore:
     ) -> int:
         if not rows:
             return await self.count_messages(chat_id)
-        data = []
-        for r in rows:
-            if r.get("chatId", chat_id) != chat_id:
-                raise ValueError("begin_turn rows must belong to the chat they are written to")
-            data.append(self._data({**r, "chatId": chat_id}))
+        data = [self._data(r) for r in turn_rows(chat_id, rows)]
         self._check("message", list(data[0]))
         ids = [d["id"] for d in data]
         by_count = self._sqlite and known is not None and after is not None

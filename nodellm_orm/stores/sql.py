@@ -69,7 +69,7 @@ from ..orm.records import (
     UsageTotals,
     columns,
 )
-from .base import Cursor, Row, StoreError
+from .base import Cursor, Row, StoreError, turn_rows
 from .tables import (
     Tables,
     build_tables,
@@ -656,11 +656,7 @@ class SqlStore:
         if not rows:
             return await self.count_messages(chat_id)
         m = self._t.message
-        enc = []
-        for r in rows:
-            if r.get("chatId", chat_id) != chat_id:
-                raise ValueError("begin_turn rows must belong to the chat they are written to")
-            enc.append(self._encode({**r, "chatId": chat_id}))
+        enc = [self._encode(r) for r in turn_rows(chat_id, rows)]
         keys: dict[str, None] = {}
         for r in enc:
             keys.update(dict.fromkeys(r))
