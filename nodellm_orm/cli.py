@@ -16,6 +16,7 @@ $DATABASE_URL, as Prisma's own schema does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -71,7 +72,7 @@ def _run(coro: Awaitable[T]) -> T:
             raise click.ClickException(f"migration failed: {exc}") from exc
         except StoreError as exc:
             raise click.ClickException(
-                f"{exc} (run `nodellm-orm migrate --url ...` to create the tables)"
+                f"{exc} (run `{_self_command()} migrate --url ...` to create the tables)"
             ) from exc
         except LLMError as exc:
             raise click.ClickException(f"LLM provider error: {exc}") from exc
@@ -94,6 +95,26 @@ def _run(coro: Awaitable[T]) -> T:
     return asyncio.run(guarded())
 
 
+def _plural(count: int, word: str) -> str:
+    """`1 row`, `2 rows`: the count with its noun in the right number."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _self_command() -> str:
+    """How to run this CLI again from here: `nodellm-orm` only when PATH finds this one."""
+    import shutil
+
+    script = Path(sys.executable).parent / "nodellm-orm"
+    on_path = shutil.which("nodellm-orm")
+    if on_path is not None and script.exists() and Path(on_path).resolve() == script.resolve():
+        return "nodellm-orm"
+    if script.exists():
+        with contextlib.suppress(ValueError):
+            return str(script.absolute().relative_to(Path.cwd()))
+        return str(script)
+    return f"{sys.executable} -m nodellm_orm"
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else repr(exc)
@@ -111,6 +132,12 @@ def _sqlite_path(url: str) -> Path | None:
 
 def _check_url(url: str) -> str:
     """The SQLAlchemy async URL for `url`, or a ClickException naming what is wrong."""
+    if "://" not in url and not url.startswith("file:"):
+        # A bare word would silently become an SQLite file of that name.
+        raise click.ClickException(
+            f"not a database URL: {url!r} (use sqlite:///{url} for an SQLite file, Prisma's "
+            f"file:{url}, or postgresql://user:password@host/db)"
+        )
     try:
         target = async_url(url)
         from sqlalchemy.engine import make_url
@@ -132,8 +159,8 @@ async def _open(url: str, *, migrate: bool = False, must_exist: bool = True) -> 
     path = _sqlite_path(url)
     if must_exist and path is not None and not path.exists():
         raise click.ClickException(
-            f"no database file at {path} (create it with `nodellm-orm migrate --url {url}` "
-            "or `nodellm-orm demo`)"
+            f"no database file at {path} (create it with `{_self_command()} migrate --url "
+            f"{url}`, or fill it with the demo: `{_self_command()} demo --url {url}`)"
         )
     if path is not None and not path.parent.exists():
         raise click.ClickException(f"directory {path.parent} does not exist (database URL {url})")
@@ -269,7 +296,9 @@ def sync(path: Path) -> None:
                 click.echo(line)
             click.echo()
     if problems:
-        click.echo(f"{path}: {problems} difference(s) from the nodellm-orm models ({provider})")
+        click.echo(
+            f"{path}: {_plural(problems, 'difference')} from the nodellm-orm models ({provider})"
+        )
         sys.exit(1)
     click.echo(f"{path}: has every nodellm-orm model and field ({provider})")
 
@@ -349,7 +378,7 @@ async def _print_rows(store: SqlStore, chat_id: str) -> list[MessageRecord]:
     by_message: dict[str, list[ToolCallRecord]] = {}
     for call in calls:
         by_message.setdefault(call.messageId, []).append(call)
-    click.echo(f"LlmMessage ({len(messages)} rows)")
+    click.echo(f"LlmMessage ({_plural(len(messages), 'row')})")
     for i, m in enumerate(messages, 1):
         tokens = ""
         if m.role == "assistant":
@@ -361,7 +390,9 @@ async def _print_rows(store: SqlStore, chat_id: str) -> list[MessageRecord]:
             click.echo(
                 f"        LlmToolCall {call.name}({call.arguments}) -> {_clip(call.result, 50)}"
             )
-    click.echo(f"LlmToolCall ({len(calls)} rows)  LlmRequest ({len(requests)} rows)")
+    click.echo(
+        f"LlmToolCall ({_plural(len(calls), 'row')})  LlmRequest ({_plural(len(requests), 'row')})"
+    )
     for r in requests:
         click.echo(
             f"  {r.provider}/{r.model}  status {r.statusCode}  {r.duration} ms  "
@@ -381,13 +412,13 @@ async def _print_rows(store: SqlStore, chat_id: str) -> list[MessageRecord]:
 @click.option("--model", default=None, help="Model id (default: the provider's).")
 def demo(url: str, provider: str | None, model: str | None) -> None:
     """Run a persisted chat (a tool call, then a stream) and print what was stored."""
-    target = _check_url(url)
+    _check_url(url)
     llm, model, note = _demo_llm(provider, model)
 
     async def run() -> None:
         click.echo(f"database: {url}")
         click.echo(f"llm: {note}")
-        store = await _open(target, migrate=True, must_exist=False)
+        store = await _open(url, migrate=True, must_exist=False)
         try:
             chat = await create_chat(
                 store,
@@ -419,14 +450,14 @@ def demo(url: str, provider: str | None, model: str | None) -> None:
             if reloaded is None:  # pragma: no cover - it was just written
                 raise click.ClickException(f"chat {chat.id} vanished")
             history = await reloaded.messages()
-            click.echo(f"\nreloaded with load_chat(): {len(history)} messages stored\n")
+            click.echo(f"\nreloaded with load_chat(): {_plural(len(history), 'message')} stored\n")
             await _print_rows(store, chat.id)
             stats = await reloaded.stats()
             click.echo(
                 f"\nstats(): input {stats.input_tokens} + output {stats.output_tokens} = "
                 f"{stats.total_tokens} tokens, cost {_cost(stats.cost)}"
             )
-            click.echo(f"\nexplore: nodellm-orm chats show {chat.id} --url {url}")
+            click.echo(f"\nexplore: {_self_command()} chats show {chat.id} --url {url}")
         finally:
             await store.close()
             await llm.aclose()
@@ -459,7 +490,8 @@ def chats_list(url: str, limit: int) -> None:
                 usage = await store.usage(chat.id)
                 click.echo(
                     f"{chat.id}  {_when(chat.createdAt)}  {chat.provider}/{chat.model}  "
-                    f"{count} messages  {usage.inputTokens + usage.outputTokens} tokens  "
+                    f"{_plural(count, 'message')}  "
+                    f"{_plural(usage.inputTokens + usage.outputTokens, 'token')}  "
                     f"cost {_cost(usage.cost)}"
                 )
         finally:
@@ -495,7 +527,7 @@ def chats_show(chat_id: str, url: str) -> None:
             await _print_rows(store, chat.id)
             usage = await store.usage(chat.id)
             click.echo(
-                f"usage: {usage.requests} requests, input {usage.inputTokens}, "
+                f"usage: {_plural(usage.requests, 'request')}, input {usage.inputTokens}, "
                 f"output {usage.outputTokens}, cost {_cost(usage.cost)}"
             )
         finally:
@@ -574,7 +606,7 @@ def chats_export(url: str, fmt: str, output: Path | None) -> None:
         click.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-        click.echo(f"exported {len(docs)} chat(s) to {output}", err=True)
+        click.echo(f"exported {_plural(len(docs), 'chat')} to {output}", err=True)
 
 
 def _read_export(path: Path) -> list[dict[str, Any]]:
@@ -641,7 +673,7 @@ def chats_import(file: Path, url: str) -> None:
             await store.close()
 
     count = _run(run())
-    click.echo(f"imported {count} chat(s) into {url}")
+    click.echo(f"imported {_plural(count, 'chat')} into {url}")
 
 
 @chats.command("stats")
@@ -659,7 +691,7 @@ def chats_stats(chat_id: str | None, url: str) -> None:
         finally:
             await store.close()
         scope = f"chat {chat_id}" if chat_id else "all chats"
-        click.echo(f"{scope}: {usage.requests} requests")
+        click.echo(f"{scope}: {_plural(usage.requests, 'request')}")
         click.echo(f"  input tokens:  {usage.inputTokens}")
         click.echo(f"  output tokens: {usage.outputTokens}")
         click.echo(f"  total tokens:  {usage.inputTokens + usage.outputTokens}")

@@ -272,7 +272,7 @@ def test_export_then_import_recreates_the_same_rows(
     fresh = tmp_path / "fresh.db"
     imported = run("chats", "import", str(dump), "--url", f"sqlite:///{fresh}")
     assert imported.exit_code == 0, imported.output
-    assert "imported 2 chat(s)" in imported.output
+    assert "imported 2 chats" in imported.output
     for table in TABLES:
         assert rows(fresh, table) == rows(demo_db, table), table
 
@@ -334,3 +334,109 @@ def test_import_of_a_missing_file(tmp_path: Path) -> None:
     result = run("chats", "import", str(tmp_path / "nope.jsonl"), "--url", "sqlite:///x.db")
     assert result.exit_code == 1
     assert "no such file" in result.output
+
+
+# ---- front-door defects ---------------------------------------------------------------------
+
+
+def test_the_advice_for_a_missing_database_fills_that_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    missing = run("chats", "list")  # the default URL, sqlite:///nodellm.db
+    assert missing.exit_code == 1
+    advice = missing.output.split("fill it with the demo: `", 1)[1].split("`", 1)[0]
+    *_, command, option, url = advice.split()
+    assert (command, option) == ("demo", "--url")
+    assert run("demo", "--url", url).exit_code == 0
+    listed = run("chats", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "4 messages" in listed.output
+
+
+@pytest.mark.parametrize("command", [("migrate",), ("chats", "list"), ("demo",)])
+def test_a_bare_word_is_not_taken_for_a_database_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run(*command, "--url", "notaurl")
+    assert result.exit_code == 1
+    assert "not a database URL: 'notaurl'" in result.output
+    assert "sqlite:///notaurl" in result.output
+    assert list(tmp_path.iterdir()) == []
+    # The spelled-out forms still work.
+    assert run("migrate", "--url", "sqlite:///a.db").exit_code == 0
+    assert run("migrate", "--url", "file:./b.db").exit_code == 0
+    assert (tmp_path / "a.db").exists() and (tmp_path / "b.db").exists()
+
+
+def test_counts_of_one_are_singular(tmp_path: Path) -> None:
+    import asyncio
+
+    from nodellm_orm import connect, create_chat, create_llm
+    from nodellm_orm.testing import FakeProvider
+
+    db = tmp_path / "one.db"
+
+    async def one_turn() -> str:
+        store = await connect(f"sqlite:///{db}")
+        try:
+            chat = await create_chat(store, create_llm(FakeProvider(["Hi."])))
+            await chat.ask("Hello?")
+            return chat.id
+        finally:
+            await store.close()
+
+    chat_id = asyncio.run(one_turn())
+    url = f"sqlite:///{db}"
+    shown = run("chats", "show", chat_id, "--url", url).output
+    assert "LlmMessage (2 rows)" in shown
+    assert "LlmToolCall (0 rows)  LlmRequest (1 row)" in shown
+    assert "usage: 1 request," in shown
+    assert (
+        "chat " + chat_id + ": 1 request\n" in run("chats", "stats", chat_id, "--url", url).output
+    )
+    assert "all chats: 1 request\n" in run("chats", "stats", "--url", url).output
+    dump = tmp_path / "one.jsonl"
+    exported = CliRunner().invoke(main, ["chats", "export", "--url", url, "-o", str(dump)])
+    assert "exported 1 chat to" in exported.output
+    imported = run("chats", "import", str(dump), "--url", f"sqlite:///{tmp_path / 'copy.db'}")
+    assert "imported 1 chat into" in imported.output
+
+
+def test_the_demo_ends_with_a_command_that_runs_from_here(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # The README's install leaves the venv's bin directory off PATH.
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.pop("NODELLM_PROVIDER", None)
+    env["PATH"] = "/usr/bin:/bin"
+    script = Path(sys.executable).parent / "nodellm-orm"
+    demo = subprocess.run(
+        [str(script), "demo", "--url", "sqlite:///d.db"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert demo.returncode == 0, demo.stderr
+    last = demo.stdout.strip().splitlines()[-1]
+    assert last.startswith("explore: ")
+    command = last.removeprefix("explore: ").split()
+    assert command[0] != "nodellm-orm"
+    again = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0, again.stderr
+    assert "get_weather" in again.stdout
+
+
+def test_errors_name_the_url_as_the_user_wrote_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/no/such/dir/x.db"
+    result = run("demo", "--url", url)
+    assert result.exit_code == 1
+    assert url in result.output
+    assert "aiosqlite" not in result.output
