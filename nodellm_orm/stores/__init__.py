@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import weakref
 from typing import Any
 
@@ -24,9 +25,13 @@ def is_prisma_client(db: Any) -> bool:
     )
 
 
-def _base_store(db: Any) -> Store:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+def _is_async_engine(db: Any) -> bool:
+    # An AsyncEngine exists only once SQLAlchemy is imported: asking costs a prisma user nothing.
+    module = sys.modules.get("sqlalchemy.ext.asyncio")
+    return module is not None and isinstance(db, module.AsyncEngine)
 
+
+def _base_store(db: Any) -> Store:
     store: Store | None
     try:
         store = _stores.get(db)
@@ -34,7 +39,7 @@ def _base_store(db: Any) -> Store:
         store = None
     if store is not None:
         return store
-    if isinstance(db, AsyncEngine):
+    if _is_async_engine(db):
         from .sql import SqlStore
 
         store = SqlStore.from_engine(db)
