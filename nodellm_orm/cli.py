@@ -343,6 +343,8 @@ class Weather(Tool):
 
 def _demo_llm(provider: str | None, model: str | None) -> tuple[LLM, str | None, str]:
     """The LLM for the demo, its model, and a sentence saying which one and why."""
+    from .testing import FakeProvider  # also registers the "fake" provider name
+
     name = (provider or os.environ.get("NODELLM_PROVIDER") or "fake").lower()
     if name not in provider_names():
         raise click.ClickException(
@@ -355,8 +357,6 @@ def _demo_llm(provider: str | None, model: str | None) -> tuple[LLM, str | None,
         note = f"{key_env} is not set, so the demo runs offline with the FakeProvider"
     else:
         note = "offline FakeProvider (set --provider openai and OPENAI_API_KEY for a real model)"
-    from .testing import FakeProvider
-
     fake = FakeProvider(chunk_size=6, latency=0.02)
     weather = Weather().execute(Weather.Params(city="Paris"))
     fake.reply_tool_call("get_weather", {"city": "Paris"})

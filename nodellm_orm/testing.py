@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .core import errors
+from .core.llm import register_provider
 from .core.messages import ChatRequest, StreamDelta, ToolCallDelta, Usage
 from .core.providers.base import Exchange, Provider, RetryPolicy, WireProtocol
 from .core.sse import SSEEvent
@@ -175,3 +176,7 @@ class FakeProvider(Provider):
             finish_reason="tool_calls" if calls else "stop",
             model=request.model,
         )
+
+
+# Importing this module is what makes `create_llm("fake")` work: the core knows no test double.
+register_provider(FakeProvider.name, FakeProvider)

@@ -454,7 +454,7 @@ async def test_timeout_is_retried_then_raises_timeout_error() -> None:
     server = Server([hang])
     provider = make(OpenAIProvider, server)
 
-    with pytest.raises(errors.TimeoutError) as caught:
+    with pytest.raises(errors.LLMTimeoutError) as caught:
         await provider.open(ask())
 
     assert len(server.requests) == FAST.attempts

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from . import errors
+from .deltas import repair_value
 from .messages import (
     ChatChunk,
     ChatRequest,
@@ -36,7 +37,7 @@ from .tools import Tool, as_tool
 
 if TYPE_CHECKING:
     from .llm import LLM
-    from .providers.base import Provider, RetryHook
+    from .providers.base import Exchange, Provider, RetryHook
 
 Hook = Callable[..., Any]
 log = logging.getLogger("nodellm_orm")
@@ -76,6 +77,7 @@ class _RoundTrip:
     accumulator: Accumulator = field(default_factory=lambda: Accumulator())
     started: float = field(default_factory=time.perf_counter)
     status: int = 0
+    exchange: Exchange | None = None
 
 
 @dataclass(slots=True)
@@ -203,6 +205,8 @@ def _decode_arguments(text: str) -> dict[str, Any]:
     except ValueError:
         # Keep what the model sent so the tool error (and the stored row) shows it.
         return {"_raw": text}
+    # An escaped lone surrogate ("\ud83d") decodes to text UTF-8 cannot encode.
+    value = repair_value(value)
     return value if isinstance(value, dict) else {"value": value}
 
 
@@ -593,7 +597,7 @@ class Chat:
         retried = self._retry_reporter(provider.name, request.model, trip.correction_rounds)
         try:
             exchange = await provider.open(request, on_retry=retried)
-            trip.status = exchange.status_code
+            trip.status, trip.exchange = exchange.status_code, exchange
             async with aclosing(exchange.deltas) as deltas:
                 async for delta in deltas:
                     trip.accumulator.add(delta)
@@ -605,7 +609,9 @@ class Chat:
                     provider=provider.name,
                     model=request.model,
                     status_code=exc.status_code or trip.status,
-                    duration_ms=_elapsed_ms(trip.started),
+                    duration_ms=_elapsed_ms(trip.started)
+                    if exc.duration_ms is None
+                    else exc.duration_ms,
                     usage=trip.accumulator.usage or Usage(),
                     error=exc,
                     correction_rounds=trip.correction_rounds,
@@ -615,13 +621,16 @@ class Chat:
 
     async def _received(self, trip: _RoundTrip) -> Response:
         """The response of a finished round trip: priced, reported, through after_response."""
-        provider = trip.provider
+        provider, exchange = trip.provider, trip.exchange
+        assert exchange is not None
+        # latency: the whole call, retries included; duration: the attempt that answered.
         response = trip.accumulator.response(
             provider=provider.name,
             model=trip.request.model,
             status_code=trip.status,
-            latency_ms=_elapsed_ms(trip.started),
+            latency_ms=exchange.latency_ms(),
         )
+        duration_ms = exchange.duration_ms()
         response.usage = apply_cost(response.usage, provider.name, response.model)
         if self.debug:
             log.info(
@@ -639,7 +648,7 @@ class Chat:
                 provider=provider.name,
                 model=response.model,
                 status_code=trip.status,
-                duration_ms=response.latency_ms,
+                duration_ms=duration_ms,
                 usage=response.usage,
                 correction_rounds=trip.correction_rounds,
             )

@@ -3,10 +3,17 @@
 Each error carries the provider's name, the HTTP status code (None when no response arrived)
 and the provider's own message, so callers can branch on type and users can read what went
 wrong.
+
+`TimeoutError` and `ConnectionError` were the names of `LLMTimeoutError` and
+`LLMConnectionError` until 0.2; the old names still resolve here (with a DeprecationWarning)
+for one release. The new classes also derive from the builtin `TimeoutError` /
+`ConnectionError`, so `except TimeoutError:` keeps catching them.
 """
 
 from __future__ import annotations
 
+import builtins
+import warnings
 from typing import Any
 
 
@@ -27,9 +34,19 @@ class LLMError(Exception):
         self.body = body
         # Seconds the provider asked to wait (Retry-After), when it said.
         self.retry_after: float | None = None
-        prefix = f"[{provider}] " if provider else ""
-        suffix = f" (HTTP {status_code})" if status_code is not None else ""
-        super().__init__(f"{prefix}{message}{suffix}")
+        # How long the attempt that raised this took, when a provider round trip did.
+        self.duration_ms: int | None = None
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        prefix = f"[{self.provider}] " if self.provider else ""
+        suffix = f" (HTTP {self.status_code})" if self.status_code is not None else ""
+        return f"{prefix}{self.message}{suffix}"
+
+    def with_message(self, message: str) -> None:
+        """Replace the message (used to redact secrets); `str(error)` follows."""
+        self.message = message
+        self.args = (self._text(),)
 
 
 class ConfigurationError(LLMError):
@@ -56,11 +73,16 @@ class ServerError(APIError):
     """5xx (and 529 overloaded): the provider failed; retried with backoff."""
 
 
-class TimeoutError(LLMError):
+class ResponseFormatError(LLMError):
+    """A success status whose body is not what the protocol sends: not JSON, a missing or
+    wrong-typed field. `body` holds what arrived; the message quotes a short excerpt."""
+
+
+class LLMTimeoutError(LLMError, builtins.TimeoutError):
     """The request took longer than the configured timeout; retried."""
 
 
-class ConnectionError(LLMError):
+class LLMConnectionError(LLMError, builtins.ConnectionError):
     """No response arrived: DNS, refused connection, reset."""
 
 
@@ -95,4 +117,23 @@ def error_for_status(
 
 
 def is_retryable(error: BaseException) -> bool:
-    return isinstance(error, RateLimitError | ServerError | TimeoutError | ConnectionError)
+    return isinstance(error, RateLimitError | ServerError | LLMTimeoutError | LLMConnectionError)
+
+
+# Old name -> new class; resolved by __getattr__ so the module never shadows the builtins.
+_DEPRECATED: dict[str, type[LLMError]] = {
+    "TimeoutError": LLMTimeoutError,
+    "ConnectionError": LLMConnectionError,
+}
+
+
+def __getattr__(name: str) -> Any:
+    cls = _DEPRECATED.get(name)
+    if cls is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"nodellm_orm.core.errors.{name} is deprecated; use {cls.__name__}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return cls

@@ -18,13 +18,15 @@ if TYPE_CHECKING:
 _BUILTIN: dict[str, tuple[str, str]] = {
     "anthropic": ("nodellm_orm.core.providers.anthropic", "AnthropicProvider"),
     "deepseek": ("nodellm_orm.core.providers.openai", "DeepSeekProvider"),
-    "fake": ("nodellm_orm.testing", "FakeProvider"),
     "gemini": ("nodellm_orm.core.providers.gemini", "GeminiProvider"),
     "ollama": ("nodellm_orm.core.providers.openai", "OllamaProvider"),
     "openai": ("nodellm_orm.core.providers.openai", "OpenAIProvider"),
     "openrouter": ("nodellm_orm.core.providers.openai", "OpenRouterProvider"),
 }
 _registry: dict[str, type[Provider]] = {}
+_SIBLING_OPTIONS = frozenset(
+    {"api_key", "base_url", "model", "retry", "request_timeout", "headers"}
+)
 
 
 def register_provider(name: str, cls: type[Provider]) -> None:
@@ -97,6 +99,9 @@ class LLM:
         self.request_timeout = request_timeout
         self.headers = dict(headers or {})
         self._http = http
+        # Siblings from with_provider run on this LLM's pool; the one that made the pool (or
+        # was handed it) closes it, so closing a sibling never cuts the others off.
+        self._closes_http = True
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -120,23 +125,33 @@ class LLM:
         return self._provider
 
     def with_provider(self, name: str | Provider, **overrides: Any) -> LLM:
-        """A sibling LLM on another provider, sharing the connection pool.
+        """A sibling LLM on another provider, sharing this LLM's connection pool.
 
         Naming the provider this LLM already uses returns it unchanged, so a configured
-        provider instance (a scripted FakeProvider, custom credentials) is kept.
+        provider instance (a scripted FakeProvider, custom credentials) is kept. `overrides`
+        are api_key, base_url, model, retry, request_timeout and headers. The sibling's
+        `aclose()` leaves the shared pool open; this LLM's `aclose()` closes it.
         """
+        unknown = sorted(set(overrides) - _SIBLING_OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"with_provider() got unknown option(s) {', '.join(unknown)}; "
+                f"accepted: {', '.join(sorted(_SIBLING_OPTIONS))}"
+            )
         if isinstance(name, str) and name.lower() == self.provider_name and not overrides:
             return self
-        return LLM(
+        sibling = LLM(
             name,
             api_key=overrides.get("api_key"),
             base_url=overrides.get("base_url"),
             model=overrides.get("model"),
             retry=overrides.get("retry", self.retry),
             request_timeout=overrides.get("request_timeout", self.request_timeout),
-            http=self._http,
+            http=self.http,
             headers=overrides.get("headers", self.headers),
         )
+        sibling._closes_http = False
+        return sibling
 
     def resolve_model(self, model: str | None) -> str:
         return model or self.default_model or self.provider.default_model
@@ -147,7 +162,8 @@ class LLM:
         return Chat(self, model=self.resolve_model(model), **options)
 
     async def aclose(self) -> None:
-        if self._http is not None:
+        """Close the connection pool (shared with this LLM's `with_provider` siblings)."""
+        if self._http is not None and self._closes_http:
             await self._http.aclose()
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from .. import errors
 from ..messages import ChatRequest, Message, StreamDelta, ToolCallDelta, ToolSpec, Usage
 from ..sse import SSEEvent
-from .base import Provider, WireProtocol, event_json
+from .base import Provider, WireProtocol, event_json, malformed
 
 API_VERSION = "2023-06-01"
 # The API requires max_tokens on every request; this is the cap when the caller sets none.
@@ -120,11 +120,16 @@ class AnthropicProtocol(WireProtocol):
     # -- response -----------------------------------------------------------------------------
 
     def parse_response(self, body: dict[str, Any]) -> list[StreamDelta]:
+        if not isinstance(body, dict):
+            raise malformed("expected a JSON object", body)
         if body.get("type") == "error":
             raise stream_error(body)
+        content = body.get("content")
+        if not isinstance(content, list):
+            raise malformed("the response has no content list", body)
         delta = StreamDelta(id=body.get("id"), model=body.get("model"))
         signature: str | None = None
-        for block in body.get("content") or []:
+        for block in content:
             kind = block.get("type")
             if kind == "text":
                 delta.content += block.get("text") or ""
@@ -153,8 +158,10 @@ class AnthropicProtocol(WireProtocol):
 
     def parse_event(self, event: SSEEvent, state: dict[str, Any]) -> list[StreamDelta]:
         payload = event_json(event, _PROVIDER)
-        if not isinstance(payload, dict):
+        if payload is None:
             return []
+        if not isinstance(payload, dict):
+            raise malformed("expected a JSON object", payload)
         kind = payload.get("type") or event.event
         if kind == "error":
             raise stream_error(payload)

@@ -10,21 +10,32 @@ different base URL and headers over the same protocol object.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import os
 import random
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import httpx
 
 from .. import errors
+from ..deltas import normalized
 from ..messages import ChatRequest, StreamDelta
+from ..redaction import Redactor
 from ..sse import SSEEvent, iter_sse
+
+# How much of an unexpected body an error message quotes; the whole body stays on `.body`.
+EXCERPT_CHARS = 200
+# What a protocol may raise when a body does not have the shape it reads.
+_SHAPE_ERRORS = (AttributeError, KeyError, IndexError, TypeError, ValueError)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
 
 
 class WireProtocol(ABC):
@@ -62,7 +73,43 @@ class WireProtocol(ABC):
                 return err
         if isinstance(body, list) and body:
             return self.error_message(body[0])
-        return str(body) if body else "request failed"
+        if isinstance(body, str):
+            return summary(body)
+        return excerpt(body) if body else "request failed"
+
+
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """The start of `value` (a body, JSON text), on one line, for an error message."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        try:
+            value = json.dumps(value, ensure_ascii=False, default=str)
+        except ValueError:
+            value = repr(value)
+    text = " ".join(value.split())
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+def summary(text: str) -> str:
+    """A readable line for a non-JSON error body: an HTML page's <title> (a proxy's 502 page),
+    else its first line of text, capped at EXCERPT_CHARS."""
+    title = _TITLE.search(text)
+    line = title.group(1) if title else ""
+    if not line.strip():
+        plain = _TAG.sub(" ", text) if "<" in text else text
+        line = next((ln for ln in plain.splitlines() if ln.strip()), "")
+    line = excerpt(html.unescape(line))
+    if not line:
+        return "request failed (empty body)"
+    if len(text) > len(line) + 100:
+        line = f"{line} [{len(text):,} characters in .body]"
+    return line
+
+
+def malformed(what: str, body: Any) -> errors.ResponseFormatError:
+    """A success body the protocol cannot read; `Provider` fills in provider and status."""
+    return errors.ResponseFormatError(f"{what}: {excerpt(body)}", body=body)
 
 
 def event_json(event: SSEEvent, provider: str | None) -> Any:
@@ -73,7 +120,9 @@ def event_json(event: SSEEvent, provider: str | None) -> Any:
     try:
         return json.loads(data)
     except ValueError as exc:
-        raise errors.APIError(f"malformed stream event: {data[:200]!r}", provider=provider) from exc
+        error = malformed("a stream event is not JSON", data)
+        error.provider = provider
+        raise error from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +168,25 @@ RetryHook = Callable[[errors.LLMError, int], Awaitable[None]]
 
 @dataclass(slots=True)
 class Exchange:
-    """One provider round trip that got a success status; `deltas` yields its content."""
+    """One provider round trip that got a success status; `deltas` yields its content.
+
+    `Provider.open` stamps the times: `started` when this attempt was sent, `opened` when the
+    first attempt was (earlier when retries came before), both read from `clock`.
+    """
 
     status_code: int
     deltas: AsyncGenerator[StreamDelta, None]
+    started: float = field(default_factory=time.perf_counter)
+    opened: float = field(default_factory=time.perf_counter)
+    clock: Callable[[], float] = time.perf_counter
+
+    def duration_ms(self) -> int:
+        """This attempt alone, from sending it until now (its last delta, once drained)."""
+        return round((self.clock() - self.started) * 1000)
+
+    def latency_ms(self) -> int:
+        """The whole call, from the first attempt until now: retries and backoff included."""
+        return round((self.clock() - self.opened) * 1000)
 
 
 class Provider:
@@ -158,6 +222,10 @@ class Provider:
         self.retry = retry or RetryPolicy()
         self.request_timeout = request_timeout
         self.extra_headers = dict(headers or {})
+        # Seams for tests: what times an attempt and what waits between attempts.
+        self.clock: Callable[[], float] = time.perf_counter
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self.redactor = Redactor([self.api_key])
 
     def resolve_base_url(self, url: str) -> str:
         """The base URL to use for a configured one (a provider may complete it)."""
@@ -189,17 +257,43 @@ class Provider:
         callers can account for every round trip, not only the last.
         """
         attempts = max(1, self.retry.attempts)
+        opened = self.clock()
         for attempt in range(attempts):
-            started = time.perf_counter()
+            started = self.clock()
             try:
-                return await self.attempt(request)
+                exchange = await self.attempt(request)
             except errors.LLMError as error:
+                error.duration_ms = round((self.clock() - started) * 1000)
+                self.redactor.error(error)
                 if attempt + 1 >= attempts or not errors.is_retryable(error):
                     raise
                 if on_retry is not None:
-                    await on_retry(error, round((time.perf_counter() - started) * 1000))
-                await asyncio.sleep(self.retry.delay(attempt, error.retry_after))
+                    await on_retry(error, error.duration_ms)
+                await self.sleep(self.retry.delay(attempt, error.retry_after))
+                continue
+            exchange.started, exchange.opened, exchange.clock = started, opened, self.clock
+            exchange.deltas = self._guarded(normalized(exchange.deltas), exchange)
+            return exchange
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _guarded(
+        self, deltas: AsyncGenerator[StreamDelta, None], exchange: Exchange
+    ) -> AsyncGenerator[StreamDelta, None]:
+        """An exchange's deltas; an error they raise is timed, completed and redacted."""
+        try:
+            async for delta in deltas:
+                yield delta
+        except errors.LLMError as error:
+            if error.duration_ms is None:
+                error.duration_ms = exchange.duration_ms()
+            if isinstance(error, errors.ResponseFormatError):
+                error.provider = error.provider or self.name
+                if error.status_code is None:
+                    error.status_code = exchange.status_code
+            self.redactor.error(error)
+            raise
+        finally:
+            await deltas.aclose()
 
     async def attempt(self, request: ChatRequest) -> Exchange:
         """One round trip: a success status opens the exchange, anything else raises."""
@@ -215,9 +309,11 @@ class Provider:
                 stream=True,
             )
         except httpx.TimeoutException as exc:
-            raise errors.TimeoutError(f"request timed out: {exc}", provider=self.name) from exc
+            raise errors.LLMTimeoutError(f"request timed out: {exc}", provider=self.name) from exc
         except httpx.TransportError as exc:
-            raise errors.ConnectionError(f"connection failed: {exc}", provider=self.name) from exc
+            raise errors.LLMConnectionError(
+                f"connection failed: {exc}", provider=self.name
+            ) from exc
         if response.status_code >= 400:
             error = await self._error(response)
             error.retry_after = parse_retry_after(response.headers.get("retry-after"))
@@ -255,21 +351,26 @@ class Provider:
                 try:
                     body = json.loads(raw)
                 except ValueError as exc:
-                    raise errors.APIError(
-                        f"response is not JSON: {raw[:200]!r}",
-                        provider=self.name,
-                        status_code=response.status_code,
-                    ) from exc
-                for delta in self.protocol.parse_response(body):
+                    text = raw.decode("utf-8", "replace")
+                    raise malformed("the response is not JSON", text) from exc
+                try:
+                    deltas = self.protocol.parse_response(body)
+                except _SHAPE_ERRORS as exc:
+                    raise malformed(f"unexpected response shape ({exc!r})", body) from exc
+                for delta in deltas:
                     yield delta
                 return
             state: dict[str, Any] = {}
             async for event in iter_sse(response.aiter_lines()):
-                for delta in self.protocol.parse_event(event, state):
+                try:
+                    deltas = self.protocol.parse_event(event, state)
+                except _SHAPE_ERRORS as exc:
+                    raise malformed(f"unexpected stream event ({exc!r})", event.data) from exc
+                for delta in deltas:
                     yield delta
         except httpx.TimeoutException as exc:
-            raise errors.TimeoutError(f"stream timed out: {exc}", provider=self.name) from exc
+            raise errors.LLMTimeoutError(f"stream timed out: {exc}", provider=self.name) from exc
         except httpx.TransportError as exc:
-            raise errors.ConnectionError(f"stream broke: {exc}", provider=self.name) from exc
+            raise errors.LLMConnectionError(f"stream broke: {exc}", provider=self.name) from exc
         finally:
             await response.aclose()

@@ -30,7 +30,7 @@ from typing import Any
 from .. import errors
 from ..messages import ChatRequest, Message, StreamDelta, ToolCallDelta, ToolSpec, Usage
 from ..sse import SSEEvent
-from .base import Provider, WireProtocol, event_json
+from .base import Provider, WireProtocol, event_json, malformed
 
 SYNTHETIC_ID_PREFIX = "gemini-call-"
 # thinkingBudget for `with_effort` on models that take a budget (2.5); Gemini 3 takes a level.
@@ -108,6 +108,13 @@ class GeminiProtocol(WireProtocol):
     # -- response -----------------------------------------------------------------------------
 
     def parse_response(self, body: dict[str, Any]) -> list[StreamDelta]:
+        if not isinstance(body, dict):
+            raise malformed("expected a JSON object", body)
+        if not isinstance(body.get("error"), dict) and not (
+            isinstance(body.get("candidates"), list) or body.get("promptFeedback")
+        ):
+            # No candidates is a valid answer only when the prompt itself was blocked.
+            raise malformed("the response has no candidates", body)
         state: dict[str, Any] = {}
         delta = self._parse_chunk(body, state)
         delta.id = body.get("responseId")
@@ -118,8 +125,10 @@ class GeminiProtocol(WireProtocol):
         chunk = event_json(event, _PROVIDER)
         if isinstance(chunk, list):  # an error may arrive wrapped in an array
             chunk = chunk[0] if chunk else {}
-        if not isinstance(chunk, dict):
+        if chunk is None:
             return []
+        if not isinstance(chunk, dict):
+            raise malformed("expected a JSON object", chunk)
         delta = self._parse_chunk(chunk, state)
         if not state.get("started"):
             # responseId and modelVersion repeat on every chunk; the first is enough.

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from .. import errors
 from ..messages import ChatRequest, Message, StreamDelta, ToolCallDelta, ToolSpec, Usage
 from ..sse import SSEEvent
-from .base import Provider, WireProtocol, event_json
+from .base import Provider, WireProtocol, event_json, malformed
 
 _TOOL_CHOICE_MODES = frozenset({"auto", "none", "required"})
 _RAW_KEYS = ("id", "model", "system_fingerprint", "provider")
@@ -142,10 +142,16 @@ class OpenAIProtocol(WireProtocol):
     # -- response -----------------------------------------------------------------------------
 
     def parse_response(self, body: dict[str, Any]) -> list[StreamDelta]:
+        if not isinstance(body, dict):
+            raise malformed("expected a JSON object", body)
         self._raise_for_error(body)
-        choices = body.get("choices") or []
-        choice: dict[str, Any] = choices[0] if choices else {}
-        message: dict[str, Any] = choice.get("message") or {}
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise malformed("the response has no choices", body)
+        choice: dict[str, Any] = choices[0]
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            raise malformed("the first choice has no message", body)
         finish_reason = choice.get("finish_reason")
         tool_calls = [
             ToolCallDelta(
@@ -172,9 +178,13 @@ class OpenAIProtocol(WireProtocol):
 
     def parse_event(self, event: SSEEvent, state: dict[str, Any]) -> list[StreamDelta]:
         chunk = event_json(event, self.provider)
-        if not isinstance(chunk, dict):
+        if chunk is None:
             return []
+        if not isinstance(chunk, dict):
+            raise malformed("expected a JSON object", chunk)
         self._raise_for_error(chunk)
+        if not isinstance(chunk.get("choices") or [], list):
+            raise malformed("choices is not a list", chunk)
 
         delta = StreamDelta()
         if not state.get("started"):

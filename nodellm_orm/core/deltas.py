@@ -1,0 +1,161 @@
+"""What every provider's deltas pass through before a chat folds them (`Provider.open`).
+
+- Text is made encodable. JSON escapes a character outside the BMP as a surrogate pair, and a
+  provider may cut the pair between two events (`"\\ud83d"`, then `"\\ude00"`): each is valid
+  JSON, and Python keeps each half as a lone surrogate that UTF-8 cannot encode (the next
+  request, or the database, then fails). A trailing high surrogate of a text channel (content,
+  thinking, each tool call's arguments) is held back until the next piece of that channel;
+  adjacent halves are joined into the real character; a half that stays alone becomes U+FFFD.
+- Shapes are checked: a protocol that mis-read a body (a list where text belongs) raises a
+  `ResponseFormatError` here, as a round trip that failed, instead of a pydantic or type error
+  later in the chat.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from . import errors
+from .messages import StreamDelta, ToolCallDelta, Usage
+
+REPLACEMENT = "\ufffd"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_HIGH = ("\ud800", "\udbff")
+
+
+def repair_text(text: str) -> str:
+    """`text` with surrogate pairs joined and lone surrogates replaced by U+FFFD."""
+    if _SURROGATE.search(text) is None:
+        return text
+    # UTF-16 round trip: a pair of halves encodes to one valid code unit pair and decodes to
+    # the character it stands for; a lone half is invalid UTF-16 and decodes to U+FFFD.
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def repair_value(value: Any) -> Any:
+    """`repair_text` applied to every string inside a JSON-like value."""
+    if isinstance(value, str):
+        return repair_text(value)
+    if isinstance(value, dict):
+        return {repair_value(k): repair_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [repair_value(v) for v in value]
+    return value
+
+
+def _is_high(char: str) -> bool:
+    return _HIGH[0] <= char <= _HIGH[1]
+
+
+class _Joiner:
+    """Per-channel hold-back of a trailing high surrogate, across the deltas of one stream."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held: dict[str | int, str] = {}
+
+    def text(self, channel: str | int, piece: str) -> str:
+        held = self.held.pop(channel, "")
+        if not held and _SURROGATE.search(piece) is None:
+            return piece
+        text = held + piece
+        if text and _is_high(text[-1]):
+            self.held[channel] = text[-1]
+            text = text[:-1]
+        return repair_text(text)
+
+    def delta(self, delta: StreamDelta) -> StreamDelta:
+        delta.content = self.text("content", delta.content)
+        delta.thinking = self.text("thinking", delta.thinking)
+        for call in delta.tool_calls:
+            call.arguments = self.text(call.index, call.arguments)
+            if call.arguments_object is not None:
+                call.arguments_object = repair_value(call.arguments_object)
+            call.id = _repair_optional(call.id)
+            call.name = _repair_optional(call.name)
+        delta.thinking_signature = _repair_optional(delta.thinking_signature)
+        delta.finish_reason = _repair_optional(delta.finish_reason)
+        delta.model = _repair_optional(delta.model)
+        delta.id = _repair_optional(delta.id)
+        if delta.raw:
+            delta.raw = repair_value(delta.raw)
+        return delta
+
+    def flush(self) -> StreamDelta | None:
+        """A delta carrying U+FFFD for each half still held when the stream ended."""
+        if not self.held:
+            return None
+        delta = StreamDelta()
+        for channel in self.held:
+            if channel == "content":
+                delta.content = REPLACEMENT
+            elif channel == "thinking":
+                delta.thinking = REPLACEMENT
+            else:
+                assert isinstance(channel, int)
+                delta.tool_calls.append(ToolCallDelta(index=channel, arguments=REPLACEMENT))
+        self.held.clear()
+        return delta
+
+
+def _repair_optional(text: str | None) -> str | None:
+    return None if text is None else repair_text(text)
+
+
+def _check(delta: Any) -> None:
+    """Raise ResponseFormatError unless `delta` is a StreamDelta with fields of their types."""
+    if not isinstance(delta, StreamDelta):
+        raise errors.ResponseFormatError(f"expected a stream delta, got {type(delta).__name__}")
+    wrong = [
+        name
+        for name, value, kinds in (
+            ("content", delta.content, (str,)),
+            ("thinking", delta.thinking, (str,)),
+            ("thinking_signature", delta.thinking_signature, (str, type(None))),
+            ("finish_reason", delta.finish_reason, (str, type(None))),
+            ("model", delta.model, (str, type(None))),
+            ("id", delta.id, (str, type(None))),
+            ("raw", delta.raw, (dict, type(None))),
+            ("usage", delta.usage, (Usage, type(None))),
+            ("tool_calls", delta.tool_calls, (list,)),
+        )
+        if not isinstance(value, kinds)
+    ]
+    for call in delta.tool_calls if isinstance(delta.tool_calls, list) else ():
+        if not isinstance(call, ToolCallDelta):
+            wrong.append("tool_calls[]")
+            continue
+        wrong.extend(
+            f"tool call {name}"
+            for name, value, kinds in (
+                ("index", call.index, (int,)),
+                ("id", call.id, (str, type(None))),
+                ("name", call.name, (str, type(None))),
+                ("arguments", call.arguments, (str,)),
+                ("arguments", call.arguments_object, (dict, type(None))),
+                ("thought_signature", call.thought_signature, (str, type(None))),
+            )
+            if not isinstance(value, kinds) or isinstance(value, bool)
+        )
+    if wrong:
+        fields = ", ".join(dict.fromkeys(wrong))
+        raise errors.ResponseFormatError(f"the response has fields of the wrong type: {fields}")
+
+
+async def normalized(
+    deltas: AsyncGenerator[StreamDelta, None],
+) -> AsyncGenerator[StreamDelta, None]:
+    """`deltas`, checked and with encodable text (see the module docstring)."""
+    joiner = _Joiner()
+    try:
+        async for delta in deltas:
+            _check(delta)
+            yield joiner.delta(delta)
+        tail = joiner.flush()
+        if tail is not None:
+            yield tail
+    finally:
+        await deltas.aclose()
