@@ -308,18 +308,52 @@ def sync(path: Path) -> None:
 
 @main.command()
 @url_option
-def migrate(url: str) -> None:
-    """Apply the shipped migrations (no Prisma engine needed); safe to re-run."""
+@click.option(
+    "--table-names",
+    "table_names",
+    default=None,
+    metavar="MODEL=TABLE,...",
+    help="Create (or check) the tables under these names, e.g. chat=AssistantChat,"
+    "message=AssistantMessage (models: chat, message, tool_call, request, agent_session).",
+)
+def migrate(url: str, table_names: str | None) -> None:
+    """Bring the database to the nodellm-orm schema (no Prisma engine needed); safe to re-run.
+
+    Tables that already match (made by `prisma db push`, `prisma migrate dev` or the JS
+    package) are adopted as they are; a database at an earlier @node-llm/orm schema is upgraded.
+    """
     _check_url(url)
+    names = _parse_table_names(table_names)
     path = _sqlite_path(url)
     if path is not None and not path.parent.exists():
         raise click.ClickException(f"directory {path.parent} does not exist (database URL {url})")
-    applied = _run(migrate_url(url))
-    if applied:
-        for name in applied:
-            click.echo(f"applied {name}")
-    else:
-        click.echo("already up to date")
+    result = _run(migrate_url(url, table_names=names))
+    for line in result.lines():
+        click.echo(line)
+
+
+def _parse_table_names(value: str | None) -> dict[str, str] | None:
+    """`chat=AssistantChat,message=AssistantMessage` -> {"chat": ..., "message": ...}."""
+    if value is None:
+        return None
+    names: dict[str, str] = {}
+    for part in value.split(","):
+        key, sep, name = part.strip().partition("=")
+        if not sep or not key.strip() or not name.strip():
+            raise click.BadParameter(f"{part!r} is not MODEL=TABLE", param_hint="--table-names")
+        try:
+            attr = TableNames.coerce({key.strip(): name.strip()})
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--table-names") from exc
+        model = next(
+            f
+            for f in ("chat", "message", "tool_call", "request", "agent_session")
+            if getattr(attr, f) is not None
+        )
+        if model in names:
+            raise click.BadParameter(f"{key!r} given twice", param_hint="--table-names")
+        names[model] = name.strip()
+    return names
 
 
 # ---- demo -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,16 @@ from nodellm_orm.migrations import (
     MigrationChecksumError,
     MigrationError,
     MigrationFailedError,
+    SchemaMismatchError,
     applied_migrations,
     async_url,
     load_migrations,
     mark_rolled_back,
     migrate,
     migrate_url,
+    runner,
 )
+from nodellm_orm.migrations.rename import rename_identifiers
 from nodellm_orm.migrations.runner import split_sqlite_script
 from nodellm_orm.schema import schema_for
 from tests.conftest import unavailable
@@ -213,8 +217,9 @@ def test_each_provider_ships_one_init_migration_in_prisma_layout() -> None:
 
 
 async def test_migrate_creates_the_schema_of_schema_prisma(db: Db) -> None:
-    applied = await migrate(db.engine)
-    assert applied == [m.name for m in load_migrations(db.provider)]
+    result = await migrate(db.engine)
+    assert result.applied == [m.name for m in load_migrations(db.provider)]
+    assert result.adopted == [] and result.upgraded == [] and result.absent == []
     expected = expected_catalog(db.provider)
     tables = sorted(expected.columns)
     assert await table_names(db.engine) == {*tables, "_prisma_migrations"}
@@ -265,8 +270,9 @@ async def test_bookkeeping_matches_prisma_migrate(db: Db) -> None:
 async def test_rerun_is_a_no_op(db: Db) -> None:
     first = await migrate(db.engine)
     before = await applied_migrations(db.engine)
-    assert await migrate(db.engine) == []
-    assert first and await applied_migrations(db.engine) == before
+    again = await migrate(db.engine)
+    assert again.applied == [] and again.adopted == [] and again.lines() == ["already up to date"]
+    assert first.applied and await applied_migrations(db.engine) == before
 
 
 async def test_tampered_applied_migration_is_reported_not_reapplied(db: Db, tmp_path: Path) -> None:
@@ -285,49 +291,240 @@ async def test_line_ending_conversion_is_not_tampering(db: Db, tmp_path: Path) -
     await migrate(db.engine, root=root)
     migration = load_migrations(db.provider, root)[0]
     migration.path.write_bytes(migration.script.replace(b"\n", b"\r\n"))
-    assert await migrate(db.engine, root=root) == []
+    assert (await migrate(db.engine, root=root)).applied == []
 
 
-async def test_failed_migration_is_recorded_like_prisma_and_blocks_until_resolved(
-    db: Db, tmp_path: Path
-) -> None:
+async def test_failed_migration_leaves_no_schema_and_no_row_behind(db: Db, tmp_path: Path) -> None:
     root = copy_migrations(tmp_path)
     await migrate(db.engine, root=root)
+    before = await applied_migrations(db.engine)
     broken = root / db.provider / "20991231000000_broken"
     broken.mkdir()
     (broken / "migration.sql").write_text(
         '-- CreateTable\nCREATE TABLE "Half" ("id" TEXT NOT NULL);\n'
         '-- AlterTable\nALTER TABLE "NoSuchTable" ADD COLUMN "x" TEXT;\n'
     )
-    with pytest.raises(MigrationFailedError, match="20991231000000_broken"):
+    with pytest.raises(MigrationFailedError, match="NoSuchTable"):
         await migrate(db.engine, root=root)
-    records = {r.migration_name: r for r in await applied_migrations(db.engine)}
-    failed = records["20991231000000_broken"]
-    assert failed.finished_at is None and failed.applied_steps_count == 0
-    assert failed.logs and "NoSuchTable" in failed.logs
-    # The migration's transaction was rolled back: no half-applied schema.
+    # One transaction, rolled back: no half-applied schema, and no failed row that would
+    # block this runner and Prisma's until someone resolves it by hand.
     assert "Half" not in await table_names(db.engine)
-
-    with pytest.raises(MigrationFailedError, match="earlier run"):
-        await migrate(db.engine, root=root)
+    assert await applied_migrations(db.engine) == before
 
     (broken / "migration.sql").write_text('-- CreateTable\nCREATE TABLE "Half" ("id" TEXT);\n')
-    await mark_rolled_back(db.engine, "20991231000000_broken")
-    assert await migrate(db.engine, root=root) == ["20991231000000_broken"]
+    assert (await migrate(db.engine, root=root)).applied == ["20991231000000_broken"]
     assert "Half" in await table_names(db.engine)
 
 
-async def test_existing_tables_without_bookkeeping_are_refused(db: Db) -> None:
+def _now_for(db: Db) -> Any:
+    return 0 if db.provider == "sqlite" else datetime.now(UTC)
+
+
+async def test_failed_row_left_by_prisma_blocks_until_resolved(db: Db) -> None:
+    await migrate(db.engine)
     async with db.engine.begin() as conn:
-        await conn.exec_driver_sql('CREATE TABLE "LlmChat" ("id" TEXT PRIMARY KEY)')
-    with pytest.raises(MigrationError, match="Baseline"):
+        await conn.execute(
+            text(
+                "INSERT INTO _prisma_migrations (id, checksum, migration_name, logs, started_at, "
+                "applied_steps_count) VALUES ('x', 'c', '20991231000000_theirs', 'boom', :now, 0)"
+            ),
+            {"now": _now_for(db)},
+        )
+    with pytest.raises(MigrationFailedError, match="earlier run"):
         await migrate(db.engine)
+    await mark_rolled_back(db.engine, "20991231000000_theirs")
+    assert (await migrate(db.engine)).applied == []
+
+
+async def run_script(db: Db, script: str) -> None:
+    """Run DDL as Prisma would (`prisma db push`, `migrate dev`, the JS package's SQL)."""
+    async with db.engine.begin() as conn:
+        for statement in split_sqlite_script(script):
+            if "CREATE SCHEMA" not in statement:
+                await conn.exec_driver_sql(statement)
+
+
+def prisma_ddl(provider: str) -> str:
+    """What `prisma db push` / `prisma migrate dev` run for the reference models: Prisma
+    Migrate's own output, which the shipped init migration is."""
+    return load_migrations(provider)[0].script.decode()
+
+
+def schema_0_4_ddl(provider: str) -> str:
+    """@node-llm/orm 0.4.0's schema.prisma as DDL: the reference models without
+    LlmAgentSession and without LlmRequest.correctionRounds (the only differences between the
+    0.4.0 and 0.8.0 schema.prisma files of the npm tarballs)."""
+    kept = []
+    for statement in split_sqlite_script(prisma_ddl(provider)):
+        if '"LlmAgentSession"' in statement:
+            continue
+        lines = [ln for ln in statement.splitlines() if '"correctionRounds"' not in ln]
+        kept.append("\n".join(lines))
+    return "\n".join(kept) + "\n"
+
+
+async def test_tables_made_by_db_push_are_adopted_without_ddl_or_bookkeeping(db: Db) -> None:
+    await run_script(db, prisma_ddl(db.provider))
+    result = await migrate(db.engine)
+    assert result.applied == [] and result.upgraded == []
+    assert sorted(result.adopted) == sorted(expected_catalog(db.provider).columns)
+    assert "adopted existing tables" in "\n".join(result.lines())
+    # No `_prisma_migrations` invented for a database Prisma Migrate does not manage.
+    assert "_prisma_migrations" not in await table_names(db.engine)
+    assert (await migrate(db.engine)).adopted == result.adopted
+
+
+async def test_history_of_prisma_migrate_dev_under_another_name_is_left_alone(db: Db) -> None:
+    # What `prisma migrate dev --name init` leaves: the tables and its own history row.
+    await run_script(db, prisma_ddl(db.provider))
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql(runner._CREATE_TABLE[db.provider])
+        await conn.execute(
+            text(
+                "INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, "
+                "finished_at, applied_steps_count) "
+                "VALUES ('p', 'c', '20250101120000_init', :now, :now, 1)"
+            ),
+            {"now": _now_for(db)},
+        )
+    before = await applied_migrations(db.engine)
+    for _ in range(2):
+        result = await migrate(db.engine)
+        assert result.applied == [] and result.adopted
+    assert await applied_migrations(db.engine) == before
+
+
+async def test_partial_match_is_reported_table_by_table_and_nothing_is_written(db: Db) -> None:
+    statements = [
+        s.replace('    "thinkingTokens" INTEGER,\n', "")
+        for s in split_sqlite_script(prisma_ddl(db.provider))
+        if "LlmMessage_createdAt_idx" not in s and '"LlmRequest"' not in s.split("(")[0]
+    ]
+    statements = [
+        s for s in statements if not s.startswith('-- AddForeignKey\nALTER TABLE "LlmRequest"')
+    ]
+    await run_script(db, "\n".join(statements))
+    with pytest.raises(SchemaMismatchError) as info:
+        await migrate(db.engine)
+    message = str(info.value)
+    assert "LlmMessage (message): missing column 'thinkingTokens'; missing index " in message
+    assert "LlmMessage_createdAt_idx on ['createdAt']" in message
+    assert "LlmChat (chat): matches" in message
+    assert "LlmRequest (request): absent" in message
+    assert "_prisma_migrations" not in await table_names(db.engine)
+
+
+async def test_foreign_key_without_cascade_is_a_mismatch(db: Db) -> None:
+    script = prisma_ddl(db.provider).replace("ON DELETE CASCADE", "ON DELETE RESTRICT")
+    await run_script(db, script)
+    with pytest.raises(SchemaMismatchError, match="missing foreign key LlmMessage_chatId_fkey"):
+        await migrate(db.engine)
+
+
+async def test_database_at_the_0_4_schema_is_upgraded(db: Db) -> None:
+    await run_script(db, schema_0_4_ddl(db.provider))
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text("""INSERT INTO "LlmChat" (id, "createdAt", "updatedAt") VALUES ('c1', :t, :t)"""),
+            {"t": 0 if db.provider == "sqlite" else datetime(2025, 1, 1)},
+        )
+    result = await migrate(db.engine)
+    [upgraded] = result.upgraded
+    assert upgraded.startswith("20251201000000_upgrade_from_node_llm_orm_0_4 (from the @node-llm")
+    assert result.lines()[0].startswith("upgraded: ")
+    expected = expected_catalog(db.provider)
+    async with db.engine.connect() as conn:
+        actual = await conn.run_sync(read_catalog, sorted(expected.columns))
+        kept = (await conn.exec_driver_sql('SELECT id FROM "LlmChat"')).scalars().all()
+    assert actual.columns == expected.columns
+    assert actual.indexes == expected.indexes
+    assert actual.foreign_keys == expected.foreign_keys
+    assert kept == ["c1"]
+    again = await migrate(db.engine)
+    assert again.upgraded == [] and again.applied == []
+
+
+async def test_upgrade_is_recorded_in_an_existing_prisma_history(db: Db) -> None:
+    await run_script(db, schema_0_4_ddl(db.provider))
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql(runner._CREATE_TABLE[db.provider])
+    await migrate(db.engine)
+    [record] = await applied_migrations(db.engine)
+    assert record.migration_name == "20251201000000_upgrade_from_node_llm_orm_0_4"
+    assert record.applied and record.applied_steps_count == 1
+
+
+async def test_minimal_schema_is_adopted_and_the_absent_tables_reported(db: Db) -> None:
+    optional = ('"LlmToolCall"', '"LlmRequest"', '"LlmAgentSession"')
+    kept = [
+        s for s in split_sqlite_script(prisma_ddl(db.provider)) if not any(t in s for t in optional)
+    ]
+    await run_script(db, "\n".join(kept))
+    result = await migrate(db.engine)
+    assert sorted(result.adopted) == ["LlmChat", "LlmMessage"]
+    assert result.absent == ["LlmToolCall", "LlmRequest", "LlmAgentSession"]
+    assert await table_names(db.engine) == {"LlmChat", "LlmMessage"}
+
+
+CUSTOM = {
+    "chat": "AssistantChat",
+    "message": "AssistantMessage",
+    "tool_call": "AssistantToolCall",
+    "request": "AssistantRequest",
+    "agent_session": "AssistantAgentSession",
+}
+
+
+async def test_custom_table_names_get_the_renamed_ddl(db: Db) -> None:
+    result = await migrate(db.engine, table_names=CUSTOM)
+    assert result.applied == [m.name for m in load_migrations(db.provider)]
+    assert await table_names(db.engine) == {*CUSTOM.values(), "_prisma_migrations"}
+    async with db.engine.connect() as conn:
+        indexes = await conn.run_sync(
+            lambda s: {i["name"] for i in inspect(s).get_indexes("AssistantMessage")}
+        )
+        fks = await conn.run_sync(lambda s: inspect(s).get_foreign_keys("AssistantMessage"))
+    assert indexes == {"AssistantMessage_chatId_idx", "AssistantMessage_createdAt_idx"}
+    assert [(f["referred_table"], f["options"].get("ondelete")) for f in fks] == [
+        ("AssistantChat", "CASCADE")
+    ]
+    assert (await migrate(db.engine, table_names=CUSTOM)).lines() == ["already up to date"]
+    # The default names in the same database are another set of tables, one history row.
+    second = await migrate(db.engine)
+    assert second.applied == [m.name for m in load_migrations(db.provider)]
+    assert len(await applied_migrations(db.engine)) == 1
+
+
+def test_renaming_touches_quoted_identifiers_only() -> None:
+    script = (
+        'CREATE TABLE "LlmChat" ("id" TEXT, "note" TEXT DEFAULT \'"LlmChat" stays\');\n'
+        '-- "LlmChat" in a comment stays\n'
+        'CREATE INDEX "LlmChatter_idx" ON "LlmMessage"("chatId");\n'
+        'ALTER TABLE "LlmMessage" ADD CONSTRAINT "LlmMessage_chatId_fkey" '
+        'FOREIGN KEY ("chatId") REFERENCES "LlmChat"("id");\n'
+    )
+    out = rename_identifiers(script, {"LlmChat": 'My"Chat', "LlmMessage": "Msg"})
+    assert out == (
+        'CREATE TABLE "My""Chat" ("id" TEXT, "note" TEXT DEFAULT \'"LlmChat" stays\');\n'
+        '-- "LlmChat" in a comment stays\n'
+        'CREATE INDEX "LlmChatter_idx" ON "Msg"("chatId");\n'
+        'ALTER TABLE "Msg" ADD CONSTRAINT "Msg_chatId_fkey" '
+        'FOREIGN KEY ("chatId") REFERENCES "My""Chat"("id");\n'
+    )
+
+
+async def test_bad_table_names_are_refused_before_anything_is_written(db: Db) -> None:
+    with pytest.raises(MigrationError, match="unknown table_names key 'chats'"):
+        await migrate(db.engine, table_names={"chats": "X"})
+    with pytest.raises(MigrationError, match="five different tables"):
+        await migrate(db.engine, table_names={"chat": "LlmMessage"})
+    assert await table_names(db.engine) == set()
 
 
 async def test_migrate_url_accepts_prisma_style_sqlite_urls(tmp_path: Path) -> None:
     path = tmp_path / "dev.db"
-    assert await migrate_url(f"file:{path}") == [load_migrations("sqlite")[0].name]
-    assert await migrate_url(f"sqlite:///{path}") == []
+    assert (await migrate_url(f"file:{path}")).applied == [load_migrations("sqlite")[0].name]
+    assert (await migrate_url(f"sqlite:///{path}")).applied == []
 
 
 async def test_concurrent_runners_apply_once(tmp_path: Path) -> None:
@@ -335,7 +532,7 @@ async def test_concurrent_runners_apply_once(tmp_path: Path) -> None:
     engines = [create_async_engine(url) for _ in range(3)]
     try:
         results = await asyncio.gather(*(migrate(e) for e in engines))
-        assert sorted(len(r) for r in results) == [0, 0, 1]
+        assert sorted(len(r.applied) for r in results) == [0, 0, 1]
         assert len(await applied_migrations(engines[0])) == 1
     finally:
         for engine in engines:
@@ -347,7 +544,7 @@ async def test_migrate_url_honours_prisma_schema_parameter() -> None:
         unavailable("no PostgreSQL server available")
     url = await create_database(PG_URL, prefix="mig")
     prisma_style = url.replace("postgresql+asyncpg://", "postgresql://") + "?schema=llm"
-    assert await migrate_url(prisma_style) == [load_migrations("postgresql")[0].name]
+    assert (await migrate_url(prisma_style)).applied == [load_migrations("postgresql")[0].name]
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:

@@ -9,11 +9,19 @@ as up to date, and a database migrated by Prisma is left alone here.
 Timestamps follow Prisma's native engine: on SQLite it binds DateTime values as INTEGER
 milliseconds since the Unix epoch; on PostgreSQL the columns are TIMESTAMPTZ.
 
+Before any DDL the live tables are compared with the models (`compare.inspect_schema`), so a
+database made by `prisma db push`, by `prisma migrate dev` under other migration names or by
+the JS package's SQL is adopted as it is, and one at an earlier JS-package schema is upgraded
+by a shipped step (`upgrades/<provider>/`, Prisma's layout too).
+
 Deviations from `prisma migrate deploy`, each on purpose:
 - every migration runs in one transaction with its bookkeeping row (both SQLite and
-  PostgreSQL have transactional DDL), so a failed migration leaves no half-applied schema;
-  it is still recorded as failed (finished_at NULL, logs set) exactly like Prisma does, and
-  blocks later runs until resolved, as Prisma's P3009 does;
+  PostgreSQL have transactional DDL), so a failed migration leaves nothing behind: no
+  half-applied schema and no failed row (Prisma records one, which blocks every later run
+  until resolved; here nothing was applied, so nothing must block). A failed row that Prisma
+  left still blocks, as Prisma's P3009 does;
+- adopted tables get no row: writing our migration's name into a history that Prisma manages
+  from the user's own migrations folder would make `prisma migrate status` report drift;
 - an applied migration whose file changed is an error here (Prisma only warns in
   `migrate dev`): silently running on a schema that differs from the shipped one is worse.
 """
@@ -24,8 +32,8 @@ import contextlib
 import hashlib
 import sqlite3
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +41,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ..stores.tables import DEFAULT_TABLE_NAMES
+from .compare import SchemaState, inspect_schema
+from .rename import rename_identifiers
 
 __all__ = [
     "MIGRATIONS_ROOT",
@@ -42,6 +54,8 @@ __all__ = [
     "MigrationChecksumError",
     "MigrationError",
     "MigrationFailedError",
+    "MigrationResult",
+    "SchemaMismatchError",
     "applied_migrations",
     "async_url",
     "checksum",
@@ -56,6 +70,9 @@ __all__ = [
 ]
 
 MIGRATIONS_ROOT = Path(__file__).resolve().parent
+# Upgrades from earlier @node-llm/orm schemas, in Prisma Migrate's layout per provider. They are
+# not part of the linear history (a fresh database gets the current schema from init).
+UPGRADES_DIR = "upgrades"
 MIGRATIONS_TABLE = "_prisma_migrations"
 
 # The exact DDL of Prisma's schema engine (sql-schema-connector, create_migrations_table).
@@ -89,10 +106,6 @@ _CREATE_TABLE = {
 
 # Prisma's own advisory lock key, so this runner and `prisma migrate` exclude each other.
 _PG_LOCK_KEY = 72707369
-
-# Tables of the shipped init migration: finding them without bookkeeping means the schema was
-# made some other way (e.g. `prisma db push`) and needs baselining, not a second CREATE.
-_OWN_TABLES = ("LlmChat", "LlmMessage", "LlmToolCall", "LlmRequest", "LlmAgentSession")
 
 
 class MigrationError(Exception):
@@ -130,6 +143,88 @@ class MigrationFailedError(MigrationError):
         super().__init__(message)
         self.name = name
         self.logs = logs
+
+
+class SchemaMismatchError(MigrationError):
+    """The tables exist but differ from the models; nothing was written."""
+
+    def __init__(self, state: SchemaState) -> None:
+        super().__init__(
+            "the database's tables do not match the nodellm-orm models, so no migration was "
+            "applied (nothing was written). Table by table:\n"
+            + state.report()
+            + "\nBring the tables in line (e.g. `prisma migrate dev` with the schema from "
+            "`nodellm-orm init`), or pass migrate=False to use them as they are."
+        )
+        self.state = state
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """What `migrate` did: migrations applied, tables adopted as they were, upgrades run."""
+
+    applied: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    upgraded: list[str] = field(default_factory=list)
+    # Optional tables that do not exist: the features needing them must stay switched off.
+    absent: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """Human-readable, one line per fact (what `nodellm-orm migrate` prints)."""
+        out = [f"applied {name}" for name in self.applied]
+        out += [f"upgraded: {what}" for what in self.upgraded]
+        if self.adopted:
+            out.append(
+                f"adopted existing tables {', '.join(self.adopted)}: they match the models, "
+                "no DDL run and nothing recorded"
+            )
+        if self.absent:
+            out.append(
+                f"absent optional tables {', '.join(self.absent)}: switch off what needs them "
+                "(Persistence(tool_calls=False, requests=False); no agent sessions)"
+            )
+        return out or ["already up to date"]
+
+
+@dataclass(frozen=True)
+class _Upgrade:
+    """A shipped step from an earlier JS-package schema, recognised by what the database lacks."""
+
+    name: str
+    description: str
+    # Tables the earlier schema lacks entirely, and columns it lacks per (present) table.
+    lacks_tables: tuple[str, ...]
+    lacks_columns: Mapping[str, tuple[str, ...]]
+
+    def fits(self, state: SchemaState) -> bool:
+        for model, table in state.tables.items():
+            if model in self.lacks_tables:
+                if table.exists:
+                    return False
+                continue
+            missing = tuple(self.lacks_columns.get(model, ()))
+            if not table.exists or tuple(table.missing_columns) != missing:
+                return False
+            if len(table.problems) != len(missing):
+                return False
+        return True
+
+    def load(self, provider: str, root: Path | None) -> Migration:
+        script = (root or MIGRATIONS_ROOT) / UPGRADES_DIR / provider / self.name / "migration.sql"
+        return Migration(name=self.name, path=script, script=script.read_bytes())
+
+
+# @node-llm/orm 0.4.0's schema.prisma has no LlmAgentSession model and no
+# LlmRequest.correctionRounds; 0.8.0's is the current one (adopted as it is).
+_UPGRADES = (
+    _Upgrade(
+        name="20251201000000_upgrade_from_node_llm_orm_0_4",
+        description="from the @node-llm/orm 0.4 schema: created the agent-session table, "
+        "added the request table's correctionRounds column",
+        lacks_tables=("agent_session",),
+        lacks_columns={"request": ("correctionRounds",)},
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -281,23 +376,46 @@ async def ensure_schema(engine: AsyncEngine, url: str) -> None:
         await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{quoted}"')
 
 
-async def migrate_url(url: str, *, root: Path | None = None) -> list[str]:
+async def migrate_url(
+    url: str, *, root: Path | None = None, table_names: Mapping[str, str] | None = None
+) -> MigrationResult:
     """`migrate` on a URL (any form `async_url` accepts); disposes its engine afterwards."""
     engine = engine_for_url(url)
     try:
         await ensure_schema(engine, url)
-        return await migrate(engine, root=root)
+        return await migrate(engine, root=root, table_names=table_names)
     finally:
         await engine.dispose()
 
 
-async def migrate(engine: AsyncEngine, *, root: Path | None = None) -> list[str]:
-    """Apply every pending shipped migration; return the names applied (empty when current).
+async def migrate(
+    engine: AsyncEngine,
+    *,
+    root: Path | None = None,
+    table_names: Mapping[str, str] | None = None,
+) -> MigrationResult:
+    """Bring the database to the models' schema; say what was applied, adopted or upgraded.
 
-    Raises MigrationChecksumError when an applied migration's file changed, and
-    MigrationFailedError when a migration fails now or failed in an earlier run.
+    `table_names` maps models (`chat`, `message`, `tool_call`, `request`, `agent_session`) to
+    physical table names; the DDL is the shipped one with those names substituted.
+
+    Before any DDL the live tables are compared with the models:
+    - none exists: the shipped migrations run (each in one transaction with its row);
+    - they match (made by `prisma db push`, `prisma migrate dev` under other migration names,
+      or the JS package's SQL): adopted as they are, with no DDL and no bookkeeping row, so the
+      user's own `_prisma_migrations` history stays what Prisma expects; optional tables
+      (tool calls, requests, agent sessions) may be absent;
+    - they are at an earlier schema of @node-llm/orm (0.4): the shipped upgrade runs;
+    - anything else: SchemaMismatchError, reporting table by table what differs; nothing
+      is written.
+
+    A migration that fails is rolled back whole and leaves no row behind (DDL is transactional
+    on both providers, so nothing of it was applied). Raises MigrationChecksumError when an
+    applied shipped migration's file changed, MigrationFailedError when a migration fails now
+    or a failed run (e.g. Prisma's) is recorded.
     """
     provider = provider_of(engine)
+    names = _names(table_names)
     migrations = load_migrations(provider, root)
     async with engine.connect() as base:
         # Transactions are begun and ended explicitly below: Python's sqlite3 would otherwise
@@ -306,27 +424,90 @@ async def migrate(engine: AsyncEngine, *, root: Path | None = None) -> list[str]
         if provider == "postgresql":
             await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_LOCK_KEY})
         try:
-            return await _migrate(conn, provider, migrations)
+            return await _migrate(conn, provider, migrations, names, root)
         finally:
             if provider == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_LOCK_KEY})
 
 
-async def _migrate(conn: AsyncConnection, provider: str, migrations: list[Migration]) -> list[str]:
-    if not await _table_exists(conn, provider, MIGRATIONS_TABLE):
-        await _create_migrations_table(conn, provider)
+def _names(table_names: Mapping[str, str] | None) -> dict[str, str]:
+    names = dict(DEFAULT_TABLE_NAMES)
+    for key, value in (table_names or {}).items():
+        if key not in names:
+            raise MigrationError(
+                f"unknown table_names key {key!r}; expected one of {sorted(names)}"
+            )
+        if not isinstance(value, str) or not value or "\x00" in value:
+            raise MigrationError(f"table_names[{key!r}] must be a non-empty name, not {value!r}")
+        names[key] = value
+    if len(set(names.values())) != len(names):
+        raise MigrationError(f"table_names must name five different tables: {names}")
+    return names
 
-    records = await _read_records(conn, provider)
+
+async def _migrate(
+    conn: AsyncConnection,
+    provider: str,
+    migrations: list[Migration],
+    names: dict[str, str],
+    root: Path | None,
+) -> MigrationResult:
+    renames = {DEFAULT_TABLE_NAMES[k]: v for k, v in names.items()}
+    has_table = await _table_exists(conn, provider, MIGRATIONS_TABLE)
+    records = await _read_records(conn, provider) if has_table else []
     _check_history(migrations, records)
+    recorded = {r.migration_name for r in records if r.applied}
+    shipped = {m.name for m in migrations}
 
     applied: list[str] = []
-    done = {r.migration_name for r in records if r.applied}
-    for migration in migrations:
-        if migration.name in done:
-            continue
-        if await _apply(conn, provider, migration):
-            applied.append(migration.name)
-    return applied
+    if recorded & shipped:
+        # Our history is in this database: later shipped migrations apply as usual.
+        for migration in migrations:
+            if migration.name not in recorded:
+                script = rename_identifiers(migration.script.decode("utf-8"), renames)
+                if await _apply(conn, provider, migration, script, record=True):
+                    applied.append(migration.name)
+
+    state = await inspect_schema(conn, provider, names)
+    if state.all_absent:
+        if not has_table:
+            await _create_migrations_table(conn, provider)
+        for migration in migrations:
+            if migration.name in applied:
+                continue
+            script = rename_identifiers(migration.script.decode("utf-8"), renames)
+            # A row exists when these migrations made another set of tables in this database:
+            # the DDL runs for these names too, the history already tells the migration ran.
+            fresh = migration.name not in recorded
+            guard = names["chat"] if migration is migrations[0] else None
+            if await _apply(conn, provider, migration, script, record=fresh, guard=guard):
+                applied.append(migration.name)
+        return MigrationResult(applied=applied)
+
+    if state.usable:
+        mine = bool(recorded & shipped)
+        adopted = [] if mine else [t.table for t in state.tables.values() if t.exists]
+        return MigrationResult(applied=applied, adopted=adopted, absent=_absent(state))
+
+    for upgrade in _UPGRADES:
+        if upgrade.fits(state):
+            migration = upgrade.load(provider, root)
+            script = rename_identifiers(migration.script.decode("utf-8"), renames)
+            # Recorded where a `_prisma_migrations` history exists (the folder ships in Prisma's
+            # layout, so it can be copied into the user's migrations); a database without one
+            # is not managed by Prisma Migrate and gets none.
+            await _apply(conn, provider, migration, script, record=has_table)
+            after = await inspect_schema(conn, provider, names)
+            return MigrationResult(
+                applied=applied,
+                upgraded=[f"{migration.name} ({upgrade.description})"],
+                absent=_absent(after),
+            )
+    raise SchemaMismatchError(state)
+
+
+def _absent(state: SchemaState) -> list[str]:
+    return [state.tables[m].table for m in state.absent()]
 
 
 async def _create_migrations_table(conn: AsyncConnection, provider: str) -> None:
@@ -335,14 +516,6 @@ async def _create_migrations_table(conn: AsyncConnection, provider: str) -> None
     await conn.exec_driver_sql("BEGIN IMMEDIATE" if provider == "sqlite" else "BEGIN")
     try:
         if not await _table_exists(conn, provider, MIGRATIONS_TABLE):
-            existing = [t for t in _OWN_TABLES if await _table_exists(conn, provider, t)]
-            if existing:
-                raise MigrationError(
-                    f"the database already has {', '.join(existing)} but no "
-                    f"{MIGRATIONS_TABLE} table, so these migrations did not create it (perhaps "
-                    "`prisma db push` did). Baseline it with "
-                    "`prisma migrate resolve --applied <migration>` instead."
-                )
             await conn.exec_driver_sql(_CREATE_TABLE[provider])
         await conn.exec_driver_sql("COMMIT")
     except BaseException:
@@ -362,49 +535,53 @@ def _check_history(migrations: Sequence[Migration], records: Sequence[AppliedMig
             raise MigrationChecksumError(migration.name, record.checksum, migration.checksum)
 
 
-async def _apply(conn: AsyncConnection, provider: str, migration: Migration) -> bool:
-    """Apply one migration with its bookkeeping row in one transaction.
+async def _apply(
+    conn: AsyncConnection,
+    provider: str,
+    migration: Migration,
+    script: str,
+    *,
+    record: bool,
+    guard: str | None = None,
+) -> bool:
+    """Run one migration's `script` in one transaction, with its bookkeeping row if `record`.
 
-    Returns False when another process applied it meanwhile (seen after taking the lock).
+    The row's checksum is the shipped file's (the script may be renamed for other tables).
+    Returns False when another process applied it meanwhile (seen after taking the lock):
+    its row is there, or the `guard` table exists. On failure everything is rolled back and
+    no row is left: nothing of the migration was applied, so nothing must block a later run.
     """
-    script = migration.script.decode("utf-8")
     row_id = str(uuid.uuid4())
-    started = _now()
     await conn.exec_driver_sql("BEGIN IMMEDIATE" if provider == "sqlite" else "BEGIN")
     try:
         if provider == "sqlite":
             # BEGIN IMMEDIATE holds SQLite's write lock: re-read to see a concurrent runner.
-            again = await _read_records(conn, provider)
-            if any(r.migration_name == migration.name and r.applied for r in again):
+            again = await _read_records(conn, provider) if record else []
+            taken = any(r.migration_name == migration.name and r.applied for r in again)
+            if taken or (guard is not None and await _table_exists(conn, provider, guard)):
                 await conn.exec_driver_sql("ROLLBACK")
                 return False
-        await conn.execute(
-            text(
-                f'INSERT INTO "{MIGRATIONS_TABLE}" '
-                "(id, checksum, started_at, migration_name, applied_steps_count) "
-                "VALUES (:id, :checksum, :started_at, :name, 0)"
-            ),
-            {
-                "id": row_id,
-                "checksum": migration.checksum,
-                "started_at": _db_time(provider, started),
-                "name": migration.name,
-            },
-        )
+        started = _now()
         await _run_script(conn, provider, script)
-        await conn.execute(
-            text(
-                f'UPDATE "{MIGRATIONS_TABLE}" SET applied_steps_count = applied_steps_count + 1, '
-                "finished_at = :finished_at WHERE id = :id"
-            ),
-            {"id": row_id, "finished_at": _db_time(provider, _now())},
-        )
+        if record:
+            await conn.execute(
+                text(
+                    f'INSERT INTO "{MIGRATIONS_TABLE}" (id, checksum, started_at, finished_at, '
+                    "migration_name, applied_steps_count) "
+                    "VALUES (:id, :checksum, :started_at, :finished_at, :name, 1)"
+                ),
+                {
+                    "id": row_id,
+                    "checksum": migration.checksum,
+                    "started_at": _db_time(provider, started),
+                    "finished_at": _db_time(provider, _now()),
+                    "name": migration.name,
+                },
+            )
         await conn.exec_driver_sql("COMMIT")
     except Exception as exc:
         await _rollback(conn)
-        logs = _describe(exc)
-        await _record_failure(conn, provider, migration, row_id, started, logs)
-        raise MigrationFailedError(migration.name, logs) from exc
+        raise MigrationFailedError(migration.name, _describe(exc)) from exc
     return True
 
 
@@ -412,31 +589,6 @@ async def _rollback(conn: AsyncConnection) -> None:
     # Suppressed: when BEGIN itself failed there is no transaction to roll back.
     with contextlib.suppress(Exception):
         await conn.exec_driver_sql("ROLLBACK")
-
-
-async def _record_failure(
-    conn: AsyncConnection,
-    provider: str,
-    migration: Migration,
-    row_id: str,
-    started: datetime,
-    logs: str,
-) -> None:
-    # The row Prisma leaves after a failed step: started, not finished, no step counted.
-    await conn.execute(
-        text(
-            f'INSERT INTO "{MIGRATIONS_TABLE}" '
-            "(id, checksum, started_at, migration_name, logs, applied_steps_count) "
-            "VALUES (:id, :checksum, :started_at, :name, :logs, 0)"
-        ),
-        {
-            "id": row_id,
-            "checksum": migration.checksum,
-            "started_at": _db_time(provider, started),
-            "name": migration.name,
-            "logs": logs,
-        },
-    )
 
 
 async def _run_script(conn: AsyncConnection, provider: str, script: str) -> None:

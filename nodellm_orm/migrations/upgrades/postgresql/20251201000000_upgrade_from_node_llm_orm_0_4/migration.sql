@@ -1,0 +1,30 @@
+-- Upgrade a database at the @node-llm/orm 0.4 schema (no LlmAgentSession model, no
+-- LlmRequest.correctionRounds) to the current one: what Prisma Migrate's diff between the two
+-- schema.prisma files amounts to, in its statement order.
+
+-- AlterTable
+ALTER TABLE "LlmRequest" ADD COLUMN     "correctionRounds" INTEGER;
+
+-- CreateTable
+CREATE TABLE "LlmAgentSession" (
+    "id" TEXT NOT NULL,
+    "agentClass" TEXT NOT NULL,
+    "chatId" TEXT NOT NULL,
+    "metadata" JSONB,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "updatedAt" TIMESTAMP(3) NOT NULL,
+
+    CONSTRAINT "LlmAgentSession_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateIndex
+CREATE UNIQUE INDEX "LlmAgentSession_chatId_key" ON "LlmAgentSession"("chatId");
+
+-- CreateIndex
+CREATE INDEX "LlmAgentSession_agentClass_idx" ON "LlmAgentSession"("agentClass");
+
+-- CreateIndex
+CREATE INDEX "LlmAgentSession_createdAt_idx" ON "LlmAgentSession"("createdAt");
+
+-- AddForeignKey
+ALTER TABLE "LlmAgentSession" ADD CONSTRAINT "LlmAgentSession_chatId_fkey" FOREIGN KEY ("chatId") REFERENCES "LlmChat"("id") ON DELETE CASCADE ON UPDATE CASCADE;
