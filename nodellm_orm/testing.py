@@ -116,7 +116,8 @@ class FakeProvider(Provider):
         scripted = self.queue.popleft() if self.queue else self._echo(request)
         delay = scripted.delay or self.latency
         if delay:
-            await asyncio.sleep(delay)
+            # Through the retry loop's seam, so a test's fake clock sees latency and backoff.
+            await self.sleep(delay)
         if scripted.error is not None and scripted.fail_after_chunks is None:
             raise errors.error_for_status(scripted.status_code, scripted.error, provider=self.name)
         return Exchange(scripted.status_code, self._scripted_deltas(scripted, request))
