@@ -17,7 +17,7 @@ import random
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -109,28 +109,7 @@ def summary(text: str) -> str:
 
 def malformed(what: str, body: Any) -> errors.ResponseFormatError:
     """A success body the protocol cannot read; `Provider` fills in provider and status."""
-    quoted = summary(body) if isinstance(body, str) else excerpt(body)
-    return errors.ResponseFormatError(f"{what}: {quoted}", body=body)
-
-
-def _credentials(headers: dict[str, str]) -> list[str]:
-    """Values of headers that carry a credential (Authorization, *key*, *token*)."""
-    found = []
-    for name, value in headers.items():
-        lowered = name.lower()
-        if lowered == "authorization" or "key" in lowered or "token" in lowered:
-            found.append(value)
-            found.append(value.split(" ", 1)[-1])  # the token of "Bearer <token>"
-    return found
-
-
-async def _remember(
-    lines: AsyncIterator[str], head: list[str], keep: int = 20
-) -> AsyncIterator[str]:
-    async for line in lines:
-        if len(head) < keep:
-            head.append(line)
-        yield line
+    return errors.ResponseFormatError(f"{what}: {excerpt(body)}", body=body)
 
 
 def event_json(event: SSEEvent, provider: str | None) -> Any:
@@ -246,7 +225,7 @@ class Provider:
         # Seams for tests: what times an attempt and what waits between attempts.
         self.clock: Callable[[], float] = time.perf_counter
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-        self.redactor = Redactor([self.api_key, *_credentials(self.extra_headers)])
+        self.redactor = Redactor([self.api_key])
 
     def resolve_base_url(self, url: str) -> str:
         """The base URL to use for a configured one (a provider may complete it)."""
@@ -382,19 +361,13 @@ class Provider:
                     yield delta
                 return
             state: dict[str, Any] = {}
-            head: list[str] = []  # the first lines, to quote when no event came at all
-            events = 0
-            async for event in iter_sse(_remember(response.aiter_lines(), head)):
-                events += 1
+            async for event in iter_sse(response.aiter_lines()):
                 try:
                     deltas = self.protocol.parse_event(event, state)
                 except _SHAPE_ERRORS as exc:
                     raise malformed(f"unexpected stream event ({exc!r})", event.data) from exc
                 for delta in deltas:
                     yield delta
-            if not events:
-                # A proxy's HTML page or an empty body sent with a success status.
-                raise malformed("the stream carried no events", "\n".join(head))
         except httpx.TimeoutException as exc:
             raise errors.LLMTimeoutError(f"stream timed out: {exc}", provider=self.name) from exc
         except httpx.TransportError as exc:

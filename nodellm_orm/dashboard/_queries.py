@@ -1,0 +1,746 @@
+"""The dashboard's reads: SQLAlchemy Core over the store's tables, aggregated in the database.
+
+Every figure on a page comes from a GROUP BY (or a window) in SQL; Python only arranges the
+grouped rows for display. Nothing here writes: connections this module opens itself are
+read-only (see `_dialect`), and it issues SELECTs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    and_,
+    case,
+    func,
+    inspect,
+    select,
+    true,
+)
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import NullType, TypeEngine
+
+from ..orm.history import decode_arguments, decode_raw
+from ..stores.tables import Tables, build_tables
+from ._dialect import BUCKETS, Dialect, dialect_for
+
+RANGES: dict[str, timedelta | None] = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+    "all": None,
+}
+DEFAULT_RANGE = "7d"
+DEFAULT_BUCKET = {"24h": "hour", "7d": "day", "30d": "day", "90d": "week", "all": "week"}
+PERCENTILES = (0.5, 0.95, 0.99)
+PAGE_SIZE = 50
+EXPENSIVE = 10
+_STANDARD_CHAT_COLUMNS = frozenset(
+    ("id", "model", "provider", "instructions", "metadata", "createdAt", "updatedAt")
+)
+
+
+class DashboardError(Exception):
+    """A request the dashboard cannot answer as asked; the message names what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTotals:
+    provider: str
+    model: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost: float
+    errors: int
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    model: str
+    requests: int
+    p50: float
+    p95: float
+    p99: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExpensiveChat:
+    chat_id: str
+    model: str | None
+    requests: int
+    tokens: int
+    cost: float
+
+
+@dataclass(slots=True)
+class Overview:
+    range: str
+    bucket: str
+    since: datetime | None
+    by_model: list[ModelTotals]
+    latency: list[Latency]
+    expensive: list[ExpensiveChat]
+    series: list[dict[str, Any]]
+    reasoning_series: list[dict[str, Any]]
+    totals: ModelTotals = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The sum of a handful of grouped rows (one per model), not of the request rows.
+        rows = self.by_model
+        self.totals = ModelTotals(
+            provider="",
+            model="all",
+            requests=sum(r.requests for r in rows),
+            input_tokens=sum(r.input_tokens for r in rows),
+            output_tokens=sum(r.output_tokens for r in rows),
+            reasoning_tokens=sum(r.reasoning_tokens for r in rows),
+            cost=sum(r.cost for r in rows),
+            errors=sum(r.errors for r in rows),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChatFilter:
+    id: str | None = None
+    model: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    column: str | None = None
+    value: str | None = None
+    agent_class: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRow:
+    id: str
+    model: str | None
+    provider: str | None
+    created_at: datetime | None
+    extra: dict[str, Any]
+    agent_class: str | None
+    agent_metadata: Any
+    messages: int
+    requests: int
+    tokens: int
+    cost: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPage:
+    rows: list[ChatRow]
+    total: int
+    page: int
+    pages: int
+    custom_columns: tuple[str, ...]
+    models: list[str]
+    agent_classes: list[str]
+
+
+@dataclass(slots=True)
+class ToolCallView:
+    id: str
+    name: str
+    arguments: str
+    result: str | None
+    thought: str | None
+
+
+@dataclass(slots=True)
+class RequestView:
+    id: str
+    message_id: str | None
+    provider: str
+    model: str
+    status: int
+    duration: int
+    input_tokens: int
+    output_tokens: int
+    cost: float | None
+    correction_rounds: int | None
+    created_at: datetime | None
+
+    @property
+    def failed(self) -> bool:
+        return self.status >= 400
+
+
+@dataclass(slots=True)
+class RoundView:
+    content: str | None
+    thinking: str | None
+    calls: list[ToolCallView]
+
+
+@dataclass(slots=True)
+class MessageView:
+    id: str
+    role: str
+    content: str | None
+    created_at: datetime | None
+    model: str | None
+    provider: str | None
+    thinking: str | None
+    thinking_tokens: int | None
+    input_tokens: int | None
+    output_tokens: int | None
+    interrupted: bool
+    reason: str | None
+    raw: dict[str, Any]
+    rounds: list[RoundView] = field(default_factory=list)
+    requests: list[RequestView] = field(default_factory=list)
+    failed_turn: bool = False
+
+
+@dataclass(slots=True)
+class Conversation:
+    id: str
+    model: str | None
+    provider: str | None
+    instructions: str | None
+    metadata: Any
+    created_at: datetime | None
+    extra: dict[str, Any]
+    agent_class: str | None
+    agent_metadata: Any
+    messages: list[MessageView]
+    requests: int
+    tokens: int
+    cost: float
+
+
+def _coerce(value: str, kind: TypeEngine[Any]) -> Any:
+    """A filter's text as the column's Python type (PostgreSQL compares typed values)."""
+    try:
+        python_type = kind.python_type
+    except NotImplementedError:
+        return value
+    if python_type is int:
+        return int(value)
+    if python_type is float:
+        return float(value)
+    if python_type is bool:
+        return value.lower() in ("1", "true", "yes")
+    return value
+
+
+class Reader:
+    """Read-only queries over one database's nodellm-orm tables."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        table_names: Mapping[str, str] | None = None,
+        where: Mapping[str, str] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.dialect: Dialect = dialect_for(engine.dialect.name)
+        self._names = dict(table_names or {})
+        self._where = dict(where or {})
+        self._t: Tables | None = None
+        self._custom: tuple[str, ...] = ()
+        self._types: dict[str, TypeEngine[Any]] = {}
+        self._lock = asyncio.Lock()
+
+    # -- set-up
+
+    async def check(self) -> None:
+        """Find the tables and the chat table's columns; validate the `where` scope."""
+        async with self._lock:
+            if self._t is not None:
+                return
+            tables = build_tables(self._names)
+            names = {
+                "chat": tables.chat.name,
+                "message": tables.message.name,
+                "tool_call": tables.tool_call.name,
+                "request": tables.request.name,
+                "agent_session": tables.agent_session.name,
+            }
+
+            def look(conn: Connection) -> tuple[list[str], list[Any]]:
+                insp = inspect(conn)
+                return insp.get_table_names(), list(insp.get_columns(names["chat"]))
+
+            async with self.engine.connect() as conn:
+                existing = await conn.run_sync(lambda c: inspect(c).get_table_names())
+                missing = [f"{n!r} (for {m})" for m, n in names.items() if n not in existing]
+                if missing:
+                    verb = "does not exist" if len(missing) == 1 else "do not exist"
+                    raise DashboardError(
+                        f"table{'s' if len(missing) > 1 else ''} {', '.join(missing)} {verb}; "
+                        f"available tables: {', '.join(sorted(existing)) or '(none)'}"
+                    )
+                _, columns = await conn.run_sync(look)
+            types = {str(c["name"]): c["type"] for c in columns}
+            custom = [n for n in types if n not in _STANDARD_CHAT_COLUMNS]
+            for name in custom:
+                kind = types[name]
+                tables.chat.append_column(Column(name, kind if kind is not None else NullType()))
+            for key in self._where:
+                if key not in types:
+                    raise DashboardError(
+                        f"--where: {tables.chat.name} has no column {key!r}; its columns: "
+                        f"{', '.join(types)}"
+                    )
+            self._types = types
+            self._custom = tuple(custom)
+            self._t = tables
+
+    async def _tables(self) -> Tables:
+        if self._t is None:
+            await self.check()
+        assert self._t is not None
+        return self._t
+
+    def _chat_scope(self, t: Tables) -> ColumnElement[bool]:
+        clauses = [
+            t.chat.c[k] == _coerce(v, self._types[k]) for k, v in sorted(self._where.items())
+        ]
+        return and_(true(), *clauses)
+
+    def _scoped(self, t: Tables, chat_id: ColumnElement[Any]) -> ColumnElement[bool]:
+        """Rows of chats inside the `where` scope (everything when there is none)."""
+        if not self._where:
+            return true()
+        return chat_id.in_(select(t.chat.c.id).where(self._chat_scope(t)))
+
+    @property
+    def scope(self) -> dict[str, str]:
+        return dict(self._where)
+
+    # -- overview
+
+    async def overview(self, range_name: str, bucket: str | None) -> Overview:
+        if range_name not in RANGES:
+            raise DashboardError(f"range must be one of {', '.join(RANGES)}, not {range_name!r}")
+        bucket = bucket or DEFAULT_BUCKET[range_name]
+        if bucket not in BUCKETS:
+            raise DashboardError(f"bucket must be one of {', '.join(BUCKETS)}, not {bucket!r}")
+        t = await self._tables()
+        d = self.dialect
+        r, m = t.request, t.message
+        span = RANGES[range_name]
+        since = None if span is None else datetime.now(UTC) - span
+        in_range = and_(
+            d.since(r.c.createdAt, since) if since else true(), self._scoped(t, r.c.chatId)
+        )
+        msg_range = and_(
+            d.since(m.c.createdAt, since) if since else true(),
+            m.c.role == "assistant",
+            m.c.thinkingTokens.is_not(None),
+            self._scoped(t, m.c.chatId),
+        )
+        errors = func.sum(case((r.c.statusCode >= 400, 1), else_=0))
+        cost = func.coalesce(func.sum(r.c.cost), 0.0)
+        b = d.bucket_ms(r.c.createdAt, bucket).label("b")
+        series_q = (
+            select(
+                b,
+                r.c.provider,
+                r.c.model,
+                func.count().label("n"),
+                func.sum(r.c.inputTokens),
+                func.sum(r.c.outputTokens),
+                cost,
+                errors,
+            )
+            .where(in_range)
+            .group_by(b, r.c.provider, r.c.model)
+            .order_by(b)
+        )
+        mb = d.bucket_ms(m.c.createdAt, bucket).label("b")
+        reasoning_q = (
+            select(mb, m.c.provider, m.c.modelId, func.sum(m.c.thinkingTokens))
+            .where(msg_range)
+            .group_by(mb, m.c.provider, m.c.modelId)
+            .order_by(mb)
+        )
+        expensive_cost = cost.label("c")
+        top = (
+            select(
+                r.c.chatId,
+                func.count().label("n"),
+                func.sum(r.c.inputTokens + r.c.outputTokens).label("tokens"),
+                expensive_cost,
+            )
+            .where(in_range)
+            .group_by(r.c.chatId)
+            .order_by(expensive_cost.desc(), r.c.chatId)
+            .limit(EXPENSIVE)
+            .subquery("top")
+        )
+        expensive_q = (
+            select(top.c.chatId, t.chat.c.model, top.c.n, top.c.tokens, top.c.c)
+            .join_from(top, t.chat, t.chat.c.id == top.c.chatId, isouter=True)
+            .order_by(top.c.c.desc(), top.c.chatId)
+        )
+        latency_q = d.percentiles(r.c.duration, r.c.model, in_range, PERCENTILES)
+        async with self.engine.connect() as conn:
+            series_rows = (await conn.execute(series_q)).all()
+            reasoning_rows = (await conn.execute(reasoning_q)).all()
+            latency_rows = (await conn.execute(latency_q)).all()
+            expensive_rows = (await conn.execute(expensive_q)).all()
+
+        # Per-model totals: the time buckets of series_rows regrouped (a few hundred rows).
+        totals: dict[tuple[str, str], list[float]] = {}
+        for _, provider, model, n, inp, out, c, err in series_rows:
+            acc = totals.setdefault((provider, model), [0, 0, 0, 0, 0.0, 0])
+            acc[0] += n
+            acc[1] += inp or 0
+            acc[2] += out or 0
+            acc[4] += c or 0.0
+            acc[5] += err or 0
+        series = [
+            {
+                "bucket": int(bk),
+                "provider": provider,
+                "model": model,
+                "requests": int(n),
+                "input": int(inp or 0),
+                "output": int(out or 0),
+                "cost": float(c or 0.0),
+                "errors": int(err or 0),
+            }
+            for bk, provider, model, n, inp, out, c, err in series_rows
+        ]
+        reasoning = []
+        for bk, provider, model, tokens in reasoning_rows:
+            key = (provider or "", model or "")
+            totals.setdefault(key, [0, 0, 0, 0, 0.0, 0])[3] += tokens or 0
+            reasoning.append(
+                {"bucket": int(bk), "provider": key[0], "model": key[1], "tokens": int(tokens)}
+            )
+        by_model = [
+            ModelTotals(
+                provider=p,
+                model=mo,
+                requests=int(a[0]),
+                input_tokens=int(a[1]),
+                output_tokens=int(a[2]),
+                reasoning_tokens=int(a[3]),
+                cost=float(a[4]),
+                errors=int(a[5]),
+            )
+            for (p, mo), a in sorted(totals.items())
+        ]
+        return Overview(
+            range=range_name,
+            bucket=bucket,
+            since=since,
+            by_model=by_model,
+            latency=[
+                Latency(str(g), int(n), float(p50), float(p95), float(p99))
+                for g, n, p50, p95, p99 in latency_rows
+            ],
+            expensive=[
+                ExpensiveChat(str(cid), model, int(n), int(tok or 0), float(c or 0.0))
+                for cid, model, n, tok, c in expensive_rows
+            ],
+            series=series,
+            reasoning_series=reasoning,
+        )
+
+    # -- chats
+
+    def custom_columns(self) -> tuple[str, ...]:
+        return self._custom
+
+    def filterable_columns(self) -> tuple[str, ...]:
+        return ("model", "provider", *self._custom)
+
+    async def chats(self, flt: ChatFilter, page: int = 1) -> ChatPage:
+        t = await self._tables()
+        d = self.dialect
+        c, s = t.chat, t.agent_session
+        where: list[ColumnElement[bool]] = [self._chat_scope(t)]
+        if flt.id:
+            where.append(c.c.id.startswith(flt.id, autoescape=True))
+        if flt.model:
+            where.append(c.c.model == flt.model)
+        if flt.since is not None:
+            where.append(d.since(c.c.createdAt, flt.since))
+        if flt.until is not None:
+            where.append(d.before(c.c.createdAt, flt.until))
+        if flt.column:
+            if flt.column not in self.filterable_columns():
+                raise DashboardError(
+                    f"cannot filter on column {flt.column!r}; filterable columns: "
+                    f"{', '.join(self.filterable_columns())}"
+                )
+            if flt.value is None:
+                raise DashboardError(f"a filter on {flt.column!r} needs a value")
+            try:
+                wanted = _coerce(flt.value, self._types[flt.column])
+            except ValueError as exc:
+                raise DashboardError(f"bad value for {flt.column!r}: {exc}") from exc
+            where.append(c.c[flt.column] == wanted)
+        if flt.agent_class:
+            where.append(s.c.agentClass == flt.agent_class)
+        cond = and_(*where)
+        joined = c.outerjoin(s, s.c.chatId == c.c.id)
+        count_q = select(func.count()).select_from(joined).where(cond)
+        key = d.epoch_ms(c.c.createdAt)
+        page = max(page, 1)
+        page_q = (
+            select(c, s.c.agentClass, s.c.metadata.label("agent_metadata"))
+            .select_from(joined)
+            .where(cond)
+            .order_by(key.desc(), c.c.id.desc())
+            .limit(PAGE_SIZE)
+            .offset((page - 1) * PAGE_SIZE)
+        )
+        scoped = self._chat_scope(t)
+        models_q = (
+            select(c.c.model).where(scoped, c.c.model.is_not(None)).distinct().order_by(c.c.model)
+        )
+        classes_q = (
+            select(s.c.agentClass)
+            .join_from(s, c, c.c.id == s.c.chatId)
+            .where(scoped)
+            .distinct()
+            .order_by(s.c.agentClass)
+        )
+        async with self.engine.connect() as conn:
+            total = int((await conn.execute(count_q)).scalar_one())
+            rows = (await conn.execute(page_q)).mappings().all()
+            ids = [row["id"] for row in rows]
+            counts: dict[str, int] = {}
+            usage: dict[str, tuple[int, int, float]] = {}
+            if ids:
+                m, r = t.message, t.request
+                for cid, n in await conn.execute(
+                    select(m.c.chatId, func.count()).where(m.c.chatId.in_(ids)).group_by(m.c.chatId)
+                ):
+                    counts[cid] = int(n)
+                for cid, n, tok, cost in await conn.execute(
+                    select(
+                        r.c.chatId,
+                        func.count(),
+                        func.sum(r.c.inputTokens + r.c.outputTokens),
+                        func.coalesce(func.sum(r.c.cost), 0.0),
+                    )
+                    .where(r.c.chatId.in_(ids))
+                    .group_by(r.c.chatId)
+                ):
+                    usage[cid] = (int(n), int(tok or 0), float(cost or 0.0))
+            models = [str(v) for (v,) in await conn.execute(models_q)]
+            classes = [str(v) for (v,) in await conn.execute(classes_q)]
+        out = []
+        for row in rows:
+            n, tok, cost = usage.get(row["id"], (0, 0, 0.0))
+            out.append(
+                ChatRow(
+                    id=row["id"],
+                    model=row["model"],
+                    provider=row["provider"],
+                    created_at=row["createdAt"],
+                    extra={k: row[k] for k in self._custom},
+                    agent_class=row["agentClass"],
+                    agent_metadata=row["agent_metadata"],
+                    messages=counts.get(row["id"], 0),
+                    requests=n,
+                    tokens=tok,
+                    cost=cost,
+                )
+            )
+        return ChatPage(
+            rows=out,
+            total=total,
+            page=page,
+            pages=max(1, -(-total // PAGE_SIZE)),
+            custom_columns=self._custom,
+            models=models,
+            agent_classes=classes,
+        )
+
+    # -- one conversation
+
+    async def conversation(self, chat_id: str) -> Conversation | None:
+        t = await self._tables()
+        d = self.dialect
+        c, s, m, tc, r = t.chat, t.agent_session, t.message, t.tool_call, t.request
+        chat_q = (
+            select(c, s.c.agentClass, s.c.metadata.label("agent_metadata"))
+            .select_from(c.outerjoin(s, s.c.chatId == c.c.id))
+            .where(c.c.id == chat_id, self._chat_scope(t))
+        )
+        messages_q = (
+            select(m).where(m.c.chatId == chat_id).order_by(d.epoch_ms(m.c.createdAt), m.c.id)
+        )
+        calls_q = (
+            select(tc)
+            .join_from(tc, m, m.c.id == tc.c.messageId)
+            .where(m.c.chatId == chat_id)
+            .order_by(d.epoch_ms(tc.c.createdAt), tc.c.id)
+        )
+        requests_q = (
+            select(r).where(r.c.chatId == chat_id).order_by(d.epoch_ms(r.c.createdAt), r.c.id)
+        )
+        async with self.engine.connect() as conn:
+            chat = (await conn.execute(chat_q)).mappings().first()
+            if chat is None:
+                return None
+            message_rows = (await conn.execute(messages_q)).mappings().all()
+            call_rows = (await conn.execute(calls_q)).mappings().all()
+            request_rows = (await conn.execute(requests_q)).mappings().all()
+        return _arrange(chat, self._custom, message_rows, call_rows, request_rows)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _pretty_arguments(text: str) -> str:
+    return json.dumps(decode_arguments(text), ensure_ascii=False, indent=2)
+
+
+def _arrange(
+    chat: RowMapping,
+    custom: Sequence[str],
+    message_rows: Sequence[RowMapping],
+    call_rows: Sequence[RowMapping],
+    request_rows: Sequence[RowMapping],
+) -> Conversation:
+    """One chat's rows laid out turn by turn, as the model saw them (display only)."""
+    calls: dict[str, list[ToolCallView]] = {}
+    for row in call_rows:
+        calls.setdefault(row["messageId"], []).append(
+            ToolCallView(
+                id=row["toolCallId"],
+                name=row["name"],
+                arguments=_pretty_arguments(row["arguments"]),
+                result=row["result"],
+                thought=row["thought"],
+            )
+        )
+    messages: list[MessageView] = []
+    by_id: dict[str, MessageView] = {}
+    for row in message_rows:
+        raw = decode_raw(row["contentRaw"])
+        view = MessageView(
+            id=row["id"],
+            role=row["role"],
+            content=row["content"],
+            created_at=row["createdAt"],
+            model=row["modelId"],
+            provider=row["provider"],
+            thinking=row["thinkingText"],
+            thinking_tokens=row["thinkingTokens"],
+            input_tokens=row["inputTokens"],
+            output_tokens=row["outputTokens"],
+            interrupted=bool(raw.get("interrupted")),
+            reason=_text(raw.get("reason")),
+            raw=raw,
+        )
+        own = calls.get(row["id"], [])
+        if own:
+            view.rounds = _rounds(raw, own)
+        messages.append(view)
+        by_id[view.id] = view
+
+    views = [_request_view(row) for row in request_rows]
+    for req in views:
+        target = by_id.get(req.message_id) if req.message_id else None
+        if target is None:
+            # No assistant row (a turn that failed before any content keeps only its user
+            # message and request rows): the request goes beside the last question before it.
+            target = _question_before(messages, req.created_at)
+        if target is not None:
+            target.requests.append(req)
+    for i, view in enumerate(messages):
+        if view.role == "user":
+            answered = i + 1 < len(messages) and messages[i + 1].role == "assistant"
+            view.failed_turn = not answered and any(q.failed for q in view.requests)
+    tokens = sum(q.input_tokens + q.output_tokens for q in views)
+    return Conversation(
+        id=chat["id"],
+        model=chat["model"],
+        provider=chat["provider"],
+        instructions=chat["instructions"],
+        metadata=chat["metadata"],
+        created_at=chat["createdAt"],
+        extra={k: chat[k] for k in custom},
+        agent_class=chat["agentClass"],
+        agent_metadata=chat["agent_metadata"],
+        messages=messages,
+        requests=len(views),
+        tokens=tokens,
+        cost=sum(q.cost or 0.0 for q in views),
+    )
+
+
+def _rounds(raw: Mapping[str, Any], calls: list[ToolCallView]) -> list[RoundView]:
+    by_call = {call.id: call for call in calls}
+    rounds: list[RoundView] = []
+    placed: set[str] = set()
+    entries = raw.get("rounds")
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, dict):
+            continue
+        own = [by_call[i] for i in entry.get("toolCallIds", ()) if i in by_call]
+        placed.update(call.id for call in own)
+        thinking = entry.get("thinking")
+        rounds.append(
+            RoundView(
+                content=_text(entry.get("content")),
+                thinking=_text(thinking.get("text")) if isinstance(thinking, dict) else None,
+                calls=own,
+            )
+        )
+    rest = [call for call in calls if call.id not in placed]
+    if rest:  # rows written without `rounds` (the JS original): one round of every call
+        rounds.append(RoundView(content=None, thinking=None, calls=rest))
+    return rounds
+
+
+def _request_view(row: RowMapping) -> RequestView:
+    return RequestView(
+        id=row["id"],
+        message_id=row["messageId"],
+        provider=row["provider"],
+        model=row["model"],
+        status=int(row["statusCode"]),
+        duration=int(row["duration"]),
+        input_tokens=int(row["inputTokens"]),
+        output_tokens=int(row["outputTokens"]),
+        cost=row["cost"],
+        correction_rounds=row["correctionRounds"],
+        created_at=row["createdAt"],
+    )
+
+
+def _question_before(messages: Sequence[MessageView], at: datetime | None) -> MessageView | None:
+    found = None
+    for view in messages:
+        if view.role != "user":
+            continue
+        if at is None or view.created_at is None or view.created_at <= at:
+            found = view
+    return found
+
+
+__all__ = [
+    "DEFAULT_RANGE",
+    "PAGE_SIZE",
+    "RANGES",
+    "ChatFilter",
+    "DashboardError",
+    "Reader",
+]

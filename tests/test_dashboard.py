@@ -1,0 +1,368 @@
+"""The dashboard over real SQLite files and the real PostgreSQL server, page by page.
+
+Figures on the pages are checked against SQL written here, independently of the dashboard's
+queries (percentiles are recomputed in Python from the raw durations). The browser test is
+tests/test_dashboard_browser.py; these run the ASGI app in-process.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from nodellm_orm.cli import main
+from nodellm_orm.dashboard import DashboardError, create_app
+from nodellm_orm.migrations.runner import async_url
+from tests.conftest import unavailable
+from tests.support.dashboard_seed import Seeded, seed
+from tests.support.postgres import create_database, postgres_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Seeded:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'dash.db'}"
+    else:
+        server = postgres_url()
+        if server is None:
+            unavailable("no PostgreSQL server")
+        assert server is not None
+        url = await create_database(server, prefix="dash")
+    return await seed(url)
+
+
+async def sql(url: str, query: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Raw SQL on the seeded database, through an engine of the test's own."""
+    engine = create_async_engine(async_url(url))
+    try:
+        async with engine.connect() as conn:
+            return [tuple(r) for r in await conn.execute(text(query), params)]
+    finally:
+        await engine.dispose()
+
+
+class Pages:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def get(self, path: str, status: int = 200) -> str:
+        response = await self.client.get(path)
+        assert response.status_code == status, response.text
+        # Error pages are read as text; pages are parsed as the HTML they are.
+        return response.text if status == 200 else html.unescape(response.text)
+
+
+@pytest.fixture
+async def pages(seeded: Seeded) -> AsyncIterator[Pages]:
+    app = create_app(seeded.url)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        yield Pages(client)
+
+
+def cell_texts(page: str, table_id: str) -> list[list[str]]:
+    body = page.split(f'<table id="{table_id}">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body.split("<tbody>", 1)[1], re.S)
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)
+        ]
+        for r in rows
+    ]
+
+
+def metric(page: str, name: str) -> str:
+    match = re.search(rf'data-metric="{name}">([^<]*)<', page)
+    assert match, name
+    return html.unescape(match.group(1))
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Linear interpolation between closest ranks (PostgreSQL's percentile_cont)."""
+    ordered = sorted(values)
+    h = (len(ordered) - 1) * p
+    low = int(h)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (h - low) * (ordered[high] - ordered[low])
+
+
+async def test_overview_figures_equal_sql(seeded: Seeded, pages: Pages) -> None:
+    for path in ("/?range=all", "/"):  # everything was written just now: same figures
+        page = await pages.get(path)
+        ((n, inp, out, cost, errors),) = await sql(
+            seeded.url,
+            'SELECT count(*), sum("inputTokens"), sum("outputTokens"), sum(cost), '
+            'sum(CASE WHEN "statusCode" >= 400 THEN 1 ELSE 0 END) FROM "LlmRequest"',
+        )
+        ((reasoning,),) = await sql(seeded.url, 'SELECT sum("thinkingTokens") FROM "LlmMessage"')
+        assert (n, errors, reasoning) == (7, 2, 40)  # the seed as written
+        assert metric(page, "requests") == f"{n:,}"
+        assert metric(page, "input_tokens") == f"{inp:,}"
+        assert metric(page, "output_tokens") == f"{out:,}"
+        assert metric(page, "reasoning_tokens") == f"{reasoning:,}"
+        assert metric(page, "cost") == f"${cost:,.6f}"
+        assert metric(page, "error_rate") == f"{100 * errors / n:.2f}%"
+
+        by_model = await sql(
+            seeded.url,
+            'SELECT provider, model, count(*), sum("inputTokens"), sum("outputTokens"), '
+            "coalesce(sum(cost), 0), "
+            'sum(CASE WHEN "statusCode" >= 400 THEN 1 ELSE 0 END) FROM "LlmRequest" '
+            "GROUP BY provider, model ORDER BY provider, model",
+        )
+        thinking = dict(
+            await sql(
+                seeded.url,
+                'SELECT "modelId", sum("thinkingTokens") FROM "LlmMessage" '
+                'WHERE "thinkingTokens" IS NOT NULL GROUP BY "modelId"',
+            )
+        )
+        assert cell_texts(page, "by-model") == [
+            [p, m, f"{c:,}", f"{i:,}", f"{o:,}", f"{thinking.get(m, 0):,}", f"${co:,.6f}", f"{e:,}"]
+            for p, m, c, i, o, co, e in by_model
+        ]
+
+        durations: dict[str, list[float]] = {}
+        for model, duration in await sql(seeded.url, 'SELECT model, duration FROM "LlmRequest"'):
+            durations.setdefault(model, []).append(float(duration))
+        assert cell_texts(page, "latency") == [
+            [
+                model,
+                str(len(values)),
+                *(f"{percentile(values, p):,.1f} ms" for p in (0.5, 0.95, 0.99)),
+            ]
+            for model, values in sorted(durations.items())
+        ]
+
+        top = await sql(
+            seeded.url,
+            'SELECT r."chatId", c.model, count(*), sum(r."inputTokens" + r."outputTokens"), '
+            'coalesce(sum(r.cost), 0) AS total FROM "LlmRequest" r '
+            'JOIN "LlmChat" c ON c.id = r."chatId" GROUP BY r."chatId", c.model '
+            'ORDER BY total DESC, r."chatId"',
+        )
+        assert cell_texts(page, "expensive") == [
+            [cid, model, f"{k:,}", f"{tok:,}", f"${co:,.6f}"] for cid, model, k, tok, co in top
+        ]
+        assert top[0][0] == seeded.failed_chat  # bob's 0.015 turn is the dearest
+
+
+async def test_overview_buckets_and_bad_parameters(pages: Pages) -> None:
+    for bucket in ("hour", "day", "week"):
+        page = await pages.get(f"/?range=all&bucket={bucket}")
+        assert f"Requests per {bucket}" in page
+    assert "range must be one of" in await pages.get("/?range=forever", status=400)
+    assert "bucket must be one of" in await pages.get("/?bucket=minute", status=400)
+    assert "unknown parameter 'rnage'" in await pages.get("/?rnage=all", status=400)
+
+
+async def test_chats_list_totals_and_custom_column_filter(seeded: Seeded, pages: Pages) -> None:
+    page = await pages.get("/chats")
+    ((count,),) = await sql(seeded.url, 'SELECT count(*) FROM "LlmChat"')
+    assert re.search(r'id="chat-total">(\d+)<', page).group(1) == str(count) == "4"  # type: ignore[union-attr]
+    totals = await sql(
+        seeded.url,
+        'SELECT c.id, (SELECT count(*) FROM "LlmMessage" m WHERE m."chatId" = c.id), '
+        '(SELECT count(*) FROM "LlmRequest" r WHERE r."chatId" = c.id), '
+        '(SELECT coalesce(sum(r."inputTokens" + r."outputTokens"), 0) FROM "LlmRequest" r '
+        'WHERE r."chatId" = c.id), '
+        '(SELECT coalesce(sum(r.cost), 0) FROM "LlmRequest" r WHERE r."chatId" = c.id) '
+        'FROM "LlmChat" c',
+    )
+    for chat_id, messages, requests, tokens, cost in totals:
+        row = page.split(f'<tr data-chat="{chat_id}">', 1)[1].split("</tr>", 1)[0]
+        assert metric(row, "messages") == f"{messages:,}"
+        assert metric(row, "requests") == f"{requests:,}"
+        assert metric(row, "tokens") == f"{tokens:,}"
+        assert metric(row, "cost") == f"${cost:,.6f}"
+    # The agent session shows its class and metadata.
+    session_row = page.split(f'<tr data-chat="{seeded.session_chat}">', 1)[1].split("</tr>")[0]
+    assert "SupportAgent" in session_row and '{"ticket": 7}' in html.unescape(session_row)
+
+    for user, expected in seeded.chats_of.items():
+        narrowed = await pages.get(f"/chats?column=userId&value={user}")
+        shown = set(re.findall(r'<tr data-chat="([^"]+)"', narrowed))
+        assert shown == set(expected)
+    by_model = await pages.get("/chats?model=claude-sonnet-4")
+    assert set(re.findall(r'<tr data-chat="([^"]+)"', by_model)) == {seeded.failed_chat}
+    by_id = await pages.get(f"/chats?id={seeded.tool_chat[:-4]}")
+    assert set(re.findall(r'<tr data-chat="([^"]+)"', by_id)) == {seeded.tool_chat}
+    by_agent = await pages.get("/chats?agent=SupportAgent")
+    assert set(re.findall(r'<tr data-chat="([^"]+)"', by_agent)) == {seeded.session_chat}
+    # The date filters (the seed was written today).
+    future = await pages.get("/chats?from=2999-01-01")
+    assert "no chats match" in future
+    past = await pages.get("/chats?to=2000-01-01")
+    assert "no chats match" in past
+
+    refused = await pages.get("/chats?column=nosuch&value=1", status=400)
+    assert "cannot filter on column 'nosuch'" in refused and "userId" in refused
+    assert "from must be a date" in await pages.get("/chats?from=yesterday", status=400)
+
+
+async def test_conversation_shows_tools_thinking_failures_and_requests(
+    seeded: Seeded, pages: Pages
+) -> None:
+    page = await pages.get(f"/chats/{seeded.tool_chat}")
+    call = html.unescape(page.split('class="tool-call"', 1)[1].split('class="tool-call"', 1)[0])
+    assert "get_weather" in call
+    assert '"city": "Paris"' in call
+    assert '"conditions": "sunny"' in call  # the stored result
+    assert "The user asks how to get around" in page  # thinking
+    requests = await sql(
+        seeded.url,
+        'SELECT "messageId", "statusCode", duration FROM "LlmRequest" WHERE "chatId" = :c',
+        c=seeded.tool_chat,
+    )
+    for message_id, status, duration in requests:
+        turn = page.split(f'data-message="{message_id}"', 1)[1].split('<div class="turn', 1)[0]
+        assert f'data-metric="status">{status}<' in turn and f"{duration:,} ms" in turn
+
+    failed = await pages.get(f"/chats/{seeded.failed_chat}")
+    assert failed.count('data-failed="1"') == 1
+    failed_turn = failed.split('data-failed="1"', 1)[1]
+    assert "Are you there?" in failed_turn and 'data-metric="status">500<' in failed_turn
+
+    interrupted = await pages.get(f"/chats/{seeded.interrupted_chat}")
+    assert 'data-interrupted="error"' in interrupted
+    assert 'data-metric="status">502<' in interrupted
+
+    missing = await pages.get("/chats/no-such-chat", status=404)
+    assert "no chat with id 'no-such-chat'" in missing
+
+
+async def test_where_scope_keeps_to_its_chats(seeded: Seeded) -> None:
+    app = create_app(seeded.url, where={"userId": "u-bob"})
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        listed = (await client.get("/chats")).text
+        assert set(re.findall(r'<tr data-chat="([^"]+)"', listed)) == {seeded.failed_chat}
+        overview = (await client.get("/?range=all")).text
+        ((n,),) = await sql(
+            seeded.url,
+            'SELECT count(*) FROM "LlmRequest" r JOIN "LlmChat" c ON c.id = r."chatId" '
+            "WHERE c.\"userId\" = 'u-bob'",
+        )
+        assert metric(overview, "requests") == str(n) == "2"
+        assert (await client.get(f"/chats/{seeded.tool_chat}")).status_code == 404
+    bad = create_app(seeded.url, where={"tenant": "x"})
+    with pytest.raises(DashboardError, match="has no column 'tenant'"):
+        await bad.state.reader.check()
+    await bad.state.reader.engine.dispose()
+
+
+async def test_the_dashboard_cannot_write(seeded: Seeded) -> None:
+    app = create_app(seeded.url)
+    engine = app.state.reader.engine
+    try:
+        with pytest.raises(Exception, match=r"(?i)read.only|readonly"):
+            async with engine.begin() as conn:
+                await conn.execute(text('DELETE FROM "LlmRequest"'))
+    finally:
+        await engine.dispose()
+    ((n,),) = await sql(seeded.url, 'SELECT count(*) FROM "LlmRequest"')
+    assert n == 7
+
+
+async def test_pages_load_nothing_from_elsewhere(pages: Pages, seeded: Seeded) -> None:
+    for path in ("/", "/chats", f"/chats/{seeded.tool_chat}"):
+        page = await pages.get(path)
+        for ref in re.findall(r'(?:src|href|action)="([^"]*)"', page):
+            assert ref.startswith(("/", "?", "data:")), (path, ref)
+    response = await pages.client.get("/static/plotly.min.js")
+    assert response.status_code == 200 and "plotly" in response.text[:2000].lower()
+    assert "default-src 'none'" in (await pages.client.get("/")).headers["content-security-policy"]
+
+
+async def test_mounted_in_another_app_links_stay_under_the_mount(seeded: Seeded) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    dashboard = create_app(seeded.url)
+    outer = Starlette(routes=[Mount("/llm", app=dashboard)])
+    try:
+        transport = httpx.ASGITransport(app=outer)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            page = (await client.get("/llm/chats")).text
+            assert f'href="/llm/chats/{seeded.tool_chat}"' in page
+            assert 'href="/llm/static/dashboard.css"' in page
+            assert (await client.get(f"/llm/chats/{seeded.tool_chat}")).status_code == 200
+    finally:
+        await dashboard.state.reader.engine.dispose()
+
+
+async def test_custom_table_names(tmp_path: Path) -> None:
+    from nodellm_orm import TableNames, create_chat, create_llm
+    from nodellm_orm.testing import FakeProvider
+    from tests.conftest import CUSTOM_TABLES, renamed_ddl
+
+    url = f"sqlite:///{tmp_path / 'custom.db'}"
+    engine = create_async_engine(async_url(url))
+    async with engine.begin() as conn:
+        for statement in renamed_ddl("sqlite", CUSTOM_TABLES):
+            await conn.execute(text(statement))
+    names = TableNames(**CUSTOM_TABLES)
+    chat = await create_chat(engine, create_llm(FakeProvider(["Hi."])), table_names=names)
+    await chat.ask("Hello")
+    await engine.dispose()
+
+    app = create_app(url, table_names=names)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        page = (await client.get("/chats")).text
+        assert f'<tr data-chat="{chat.id}">' in page
+        assert metric((await client.get("/?range=all")).text, "requests") == "1"
+    await app.state.reader.engine.dispose()
+    wrong = create_app(url)
+    with pytest.raises(DashboardError, match="'LlmChat' \\(for chat\\), 'LlmMessage'"):
+        await wrong.state.reader.check()
+    await wrong.state.reader.engine.dispose()
+
+
+def test_cli_refuses_bad_options_before_serving(tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    url = f"sqlite:///{db}"
+    runner = CliRunner()
+    missing = runner.invoke(main, ["dashboard", "--url", url])
+    assert missing.exit_code == 1 and "no database file" in missing.output
+    assert not db.exists()
+    assert runner.invoke(main, ["migrate", "--url", url]).exit_code == 0
+    unknown = runner.invoke(main, ["dashboard", "--url", url, "--where", "tenant=acme"])
+    assert unknown.exit_code == 1
+    assert "--where: LlmChat has no column 'tenant'" in unknown.output
+    malformed = runner.invoke(main, ["dashboard", "--url", url, "--where", "tenant"])
+    assert malformed.exit_code == 1 and "--where takes KEY=VALUE" in malformed.output
+    tables = runner.invoke(main, ["dashboard", "--url", url, "--table-names", "chats=X"])
+    assert tables.exit_code == 1 and "unknown table 'chats'" in tables.output
+    absent = runner.invoke(main, ["dashboard", "--url", url, "--table-names", "chat=Nope"])
+    assert absent.exit_code == 1 and "'Nope' (for chat) does not exist" in absent.output
+    word = runner.invoke(main, ["dashboard", "--url", "notaurl"])
+    assert word.exit_code == 1 and "not a database URL" in word.output
+
+
+def test_importing_the_library_does_not_import_the_dashboard() -> None:
+    probe = (
+        "import sys, nodellm_orm, nodellm_orm.cli; "
+        "print(sorted(m for m in ('starlette', 'uvicorn', 'jinja2', 'plotly', "
+        "'nodellm_orm.dashboard') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
