@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from . import errors
@@ -68,6 +68,13 @@ class _Joiner:
         return repair_text(text)
 
     def delta(self, delta: StreamDelta) -> StreamDelta:
+        if not self.held and not delta.tool_calls and not delta.raw:
+            text = delta.content + delta.thinking
+            others = (delta.thinking_signature, delta.finish_reason, delta.model, delta.id)
+            if _SURROGATE.search(text) is None and not any(
+                s is not None and _SURROGATE.search(s) for s in others
+            ):
+                return delta
         delta.content = self.text("content", delta.content)
         delta.thinking = self.text("thinking", delta.thinking)
         for call in delta.tool_calls:
@@ -103,6 +110,35 @@ class _Joiner:
 
 def _repair_optional(text: str | None) -> str | None:
     return None if text is None else repair_text(text)
+
+
+def _well_typed(delta: Any) -> bool:
+    """The fast path of `_check` (it runs for every delta): exact types, no error to build."""
+    return (
+        type(delta) is StreamDelta
+        and type(delta.content) is str
+        and type(delta.thinking) is str
+        and (delta.thinking_signature is None or type(delta.thinking_signature) is str)
+        and (delta.finish_reason is None or type(delta.finish_reason) is str)
+        and (delta.model is None or type(delta.model) is str)
+        and (delta.id is None or type(delta.id) is str)
+        and (delta.raw is None or type(delta.raw) is dict)
+        and (delta.usage is None or type(delta.usage) is Usage)
+        and type(delta.tool_calls) is list
+        and (
+            not delta.tool_calls
+            or all(
+                type(call) is ToolCallDelta
+                and type(call.index) is int
+                and type(call.arguments) is str
+                and (call.id is None or type(call.id) is str)
+                and (call.name is None or type(call.name) is str)
+                and (call.arguments_object is None or type(call.arguments_object) is dict)
+                and (call.thought_signature is None or type(call.thought_signature) is str)
+                for call in delta.tool_calls
+            )
+        )
+    )
 
 
 def _check(delta: Any) -> None:
@@ -147,15 +183,24 @@ def _check(delta: Any) -> None:
 
 async def normalized(
     deltas: AsyncGenerator[StreamDelta, None],
+    on_error: Callable[[errors.LLMError], None],
 ) -> AsyncGenerator[StreamDelta, None]:
-    """`deltas`, checked and with encodable text (see the module docstring)."""
+    """`deltas`, checked and with encodable text (see the module docstring).
+
+    `on_error` sees an LLMError the stream raises before it propagates (the provider times,
+    completes and redacts it there), so one generator layer does all of it.
+    """
     joiner = _Joiner()
     try:
         async for delta in deltas:
-            _check(delta)
+            if not _well_typed(delta):
+                _check(delta)
             yield joiner.delta(delta)
         tail = joiner.flush()
         if tail is not None:
             yield tail
+    except errors.LLMError as error:
+        on_error(error)
+        raise
     finally:
         await deltas.aclose()

@@ -10,6 +10,7 @@ different base URL and headers over the same protocol object.
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import json
 import os
@@ -272,28 +273,20 @@ class Provider:
                 await self.sleep(self.retry.delay(attempt, error.retry_after))
                 continue
             exchange.started, exchange.opened, exchange.clock = started, opened, self.clock
-            exchange.deltas = self._guarded(normalized(exchange.deltas), exchange)
+            failed = functools.partial(self._stream_failed, exchange=exchange)
+            exchange.deltas = normalized(exchange.deltas, failed)
             return exchange
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _guarded(
-        self, deltas: AsyncGenerator[StreamDelta, None], exchange: Exchange
-    ) -> AsyncGenerator[StreamDelta, None]:
-        """An exchange's deltas; an error they raise is timed, completed and redacted."""
-        try:
-            async for delta in deltas:
-                yield delta
-        except errors.LLMError as error:
-            if error.duration_ms is None:
-                error.duration_ms = exchange.duration_ms()
-            if isinstance(error, errors.ResponseFormatError):
-                error.provider = error.provider or self.name
-                if error.status_code is None:
-                    error.status_code = exchange.status_code
-            self.redactor.error(error)
-            raise
-        finally:
-            await deltas.aclose()
+    def _stream_failed(self, error: errors.LLMError, exchange: Exchange) -> None:
+        """An error an exchange's deltas raise: timed, completed and redacted in place."""
+        if error.duration_ms is None:
+            error.duration_ms = exchange.duration_ms()
+        if isinstance(error, errors.ResponseFormatError):
+            error.provider = error.provider or self.name
+            if error.status_code is None:
+                error.status_code = exchange.status_code
+        self.redactor.error(error)
 
     async def attempt(self, request: ChatRequest) -> Exchange:
         """One round trip: a success status opens the exchange, anything else raises."""
