@@ -187,15 +187,9 @@ async def test_hooks_run_in_order_and_may_replace() -> None:
     chat.on_request(metrics.append)
     response = await chat.ask("1+1")
     assert response.content == "TWO"
-    assert events == [
-        "new",
-        "end:",
-        "start:add",
-        "result:2",
-        "done:2",
-        "new",
-        "end:TWO",
-    ]
+    # As in JS: on_end_message only for the final answer; on_tool_result is an end hook,
+    # so it runs in registration order with on_tool_call_end.
+    assert events == ["new", "start:add", "done:2", "result:2", "new", "end:TWO"]
     assert fake.requests[0].messages[0].content == "injected"
     assert [m.status_code for m in metrics] == [200, 200]
 

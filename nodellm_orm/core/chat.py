@@ -12,11 +12,12 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Self, Unpack
 
 from pydantic import BaseModel
 
@@ -32,6 +33,27 @@ from .messages import (
     ToolCall,
     Usage,
 )
+from .middleware import (
+    MiddlewareContext,
+    MiddlewareStopError,
+    Replace,
+    Retry,
+    check_middlewares,
+    request_directive,
+    run_middlewares,
+)
+from .options import (
+    ASK_OPTIONS,
+    DEFAULT_MAX_TOOL_CALLS,
+    AskOptions,
+    ChatOptions,
+    Schema,
+    ThinkingConfig,
+    ToolCalls,
+    ToolChoice,
+    normalize,
+    parallel_tool_calls,
+)
 from .pricing import apply_cost
 from .tools import Tool, as_tool
 
@@ -39,7 +61,6 @@ if TYPE_CHECKING:
     from .llm import LLM
     from .providers.base import Exchange, Provider, RetryHook
 
-Hook = Callable[..., Any]
 log = logging.getLogger("nodellm_orm")
 
 
@@ -51,7 +72,24 @@ class ToolErrorDirective(StrEnum):
     RETRY = "RETRY"
 
 
-TOOL_EXECUTION_MODES = ("auto", "confirm", "dry-run")
+DirectiveValue = ToolErrorDirective | Literal["STOP", "CONTINUE", "RETRY"] | None
+
+# The shapes of the hooks (sync or async), so a type checker catches a hook of the wrong
+# arity or result. Observers may return anything; what they return is ignored.
+NewMessageHook = Callable[[], object]
+EndMessageHook = Callable[[Response], object]
+ToolCallHook = Callable[[ToolCall], object]
+ToolEndHook = Callable[[ToolCall, str], object]
+ToolResultHook = Callable[[str], object]
+ToolErrorHook = Callable[[ToolCall, Exception], DirectiveValue | Awaitable[DirectiveValue]]
+ConfirmHook = Callable[[ToolCall], bool | Awaitable[bool | None] | None]
+BeforeRequestHook = Callable[
+    [list[Message]], list[Message] | Awaitable[list[Message] | None] | None
+]
+AfterResponseHook = Callable[[Response], Response | Awaitable[Response | None] | None]
+RequestHook = Callable[["RequestMetrics"], object]
+# Internal: the ORM's recorder (every response; a round's calls; a round's outcomes).
+Hook = Callable[..., Any]
 
 
 @dataclass(slots=True)
@@ -87,7 +125,7 @@ class ToolOutcome:
     is_error: bool = False
 
 
-async def call_hook(hook: Hook, *args: Any) -> Any:
+async def call_hook(hook: Callable[..., Any], *args: Any) -> Any:
     result = hook(*args)
     if inspect.isawaitable(result):
         result = await result
@@ -220,11 +258,251 @@ def _schema_spec(schema: type[BaseModel] | dict[str, Any]) -> dict[str, Any]:
     raise TypeError("with_schema expects a pydantic model class or a JSON schema dict")
 
 
-class Chat:
+@dataclass(slots=True)
+class TurnStart:
+    """A turn whose `on_request` middlewares ran: the user message to record and send."""
+
+    context: MiddlewareContext
+    options: dict[str, Any]
+    user: Message | None
+
+
+class ChatConfig:
+    """The fluent configuration and hook registration of a chat, defined once.
+
+    The core chat configures itself; every wrapper (the ORM's Chat) inherits the same methods
+    and configures the core chat it holds, so both expose the same fluent API and each method
+    returns the object it was called on.
+    """
+
+    def _core(self) -> Chat:
+        raise NotImplementedError
+
+    # ---- configuration -------------------------------------------------------------------
+
+    def with_instructions(self, text: str, replace: bool = False) -> Self:
+        """Add a system message; `replace=True` drops the earlier ones first (as in JS)."""
+        if not isinstance(text, str):
+            raise TypeError(f"instructions must be a string, not {type(text).__name__}")
+        chat = self._core()
+        if replace:
+            chat.messages = [m for m in chat.messages if m.role != "system"]
+        system = [m for m in chat.messages if m.role == "system"]
+        rest = [m for m in chat.messages if m.role != "system"]
+        chat.messages = [*system, Message(role="system", content=text), *rest]
+        return self
+
+    def system(self, text: str, replace: bool = False) -> Self:
+        return self.with_instructions(text, replace)
+
+    def with_system_prompt(self, text: str, replace: bool = False) -> Self:
+        return self.with_instructions(text, replace)
+
+    def with_temperature(self, temperature: float | None) -> Self:
+        self._core()._configure({"temperature": temperature})
+        return self
+
+    def with_model(self, model: str) -> Self:
+        if not isinstance(model, str) or not model:
+            raise TypeError(f"model must be a non-empty string, not {model!r}")
+        self._core().model = model
+        return self
+
+    def with_provider(self, name: str, model: str | None = None) -> Self:
+        chat = self._core()
+        chat.llm = chat.llm.with_provider(name)
+        chat._provider = None
+        chat.model = chat.llm.resolve_model(model)
+        return self
+
+    def with_tool(self, tool: Tool | type[Tool]) -> Self:
+        chat = self._core()
+        instance = as_tool(tool)
+        chat.tools[instance.tool_name()] = instance
+        return self
+
+    def use(self, tool: Tool | type[Tool]) -> Self:
+        return self.with_tool(tool)
+
+    def with_tools(
+        self,
+        *tools: Tool | type[Tool] | Sequence[Tool | type[Tool]],
+        replace: bool = False,
+        choice: ToolChoice | None = None,
+        calls: ToolCalls | None = None,
+    ) -> Self:
+        """`with_tools(A, B)` or, as in JS, `with_tools([A, B], replace=..., choice=...)`."""
+        flat: list[Tool | type[Tool]] = []
+        for tool in tools:
+            if isinstance(tool, list | tuple):
+                flat.extend(tool)
+            else:
+                flat.append(tool)  # type: ignore[arg-type]
+        chat = self._core()
+        instances = [as_tool(t) for t in flat]  # all checked before anything changes
+        options: dict[str, Any] = {}
+        if choice is not None:
+            options["tool_choice"] = choice
+        if calls is not None:
+            options["tool_calls"] = calls
+        chat._configure(options)
+        if replace:
+            chat.tools = {}
+        for instance in instances:
+            chat.tools[instance.tool_name()] = instance
+        return self
+
+    def with_schema(self, schema: Schema | None) -> Self:
+        if schema is not None:
+            _schema_spec(schema)  # validate now, not at request time
+        self._core().schema = schema
+        return self
+
+    def with_params(self, params: Mapping[str, Any] | None = None, **more: Any) -> Self:
+        """Merge provider-specific body keys: `with_params({"seed": 1})` or `(seed=1)`."""
+        if params is not None and not isinstance(params, Mapping):
+            raise TypeError(f"params must be a dict, not {type(params).__name__}")
+        chat = self._core()
+        chat.params = {**chat.params, **(params or {}), **more}
+        return self
+
+    def with_headers(self, headers: Mapping[str, str]) -> Self:
+        chat = self._core()
+        checked = normalize({"headers": headers})["headers"]
+        chat.headers = {**chat.headers, **checked}
+        return self
+
+    def with_request_options(self, options: Mapping[str, Any]) -> Self:
+        """JS `withRequestOptions({headers})`: merges headers."""
+        unknown = sorted(set(options) - {"headers"})
+        if unknown:
+            raise TypeError(f"unknown request option(s) {unknown}; only 'headers' is supported")
+        return self.with_headers(options.get("headers") or {})
+
+    def with_thinking(
+        self, config: ThinkingConfig | bool | None = None, **more: Unpack[ThinkingConfig]
+    ) -> Self:
+        """`with_thinking({"effort": "high", "budget": 4096})`; merges with what is set."""
+        chat = self._core()
+        if config is None and not more:
+            config = True
+        if config is False or (config is None and not more):
+            chat.thinking = None
+            return self
+        update = normalize({"thinking": True if config is None else config})["thinking"] or {}
+        if more:
+            update = {**update, **(normalize({"thinking": dict(more)})["thinking"] or {})}
+        base = {} if config is True and not more else dict(chat.thinking or {})
+        chat.thinking = {**base, **update}
+        return self
+
+    def with_effort(self, effort: str) -> Self:
+        chat = self._core()
+        update = normalize({"thinking": {"effort": effort}})["thinking"] or {}
+        chat.thinking = {**(chat.thinking or {}), **update}
+        return self
+
+    def with_tool_concurrency(self, enabled: bool | int) -> Self:
+        """True: a round's tool calls run at once; False: one at a time; n: at most n."""
+        self._core()._configure({"tool_concurrency": enabled})
+        return self
+
+    def with_tool_execution(self, mode: str) -> Self:
+        self._core()._configure({"tool_execution": mode})
+        return self
+
+    def with_tool_choice(self, choice: ToolChoice | None) -> Self:
+        self._core()._configure({"tool_choice": choice})
+        return self
+
+    def with_tool_calls(self, calls: ToolCalls | None) -> Self:
+        """ "one" (or 1): at most one tool call per response; "many" (or n): the default."""
+        self._core()._configure({"tool_calls": calls})
+        return self
+
+    def with_max_tool_calls(self, limit: int) -> Self:
+        """Tool rounds allowed per turn (default 5, as in JS)."""
+        self._core()._configure({"max_tool_calls": limit})
+        return self
+
+    def with_max_tokens(self, limit: int | None) -> Self:
+        self._core()._configure({"max_tokens": limit})
+        return self
+
+    def with_request_timeout(self, seconds: float | None) -> Self:
+        self._core()._configure({"request_timeout": seconds})
+        return self
+
+    def with_middleware(self, middleware: Any) -> Self:
+        chat = self._core()
+        chat.middlewares = [*chat.middlewares, *check_middlewares([middleware])]
+        return self
+
+    # ---- hooks ---------------------------------------------------------------------------
+
+    def on_before_request(self, hook: BeforeRequestHook) -> Self:
+        """`hook(messages)` before each request; may return a replacement list (chained)."""
+        self._core().before_request_hooks.append(hook)
+        return self
+
+    def before_request(self, hook: BeforeRequestHook) -> Self:
+        return self.on_before_request(hook)
+
+    def after_response(self, hook: AfterResponseHook) -> Self:
+        """`hook(response)` after each response; may return a replacement (chained)."""
+        self._core().after_response_hooks.append(hook)
+        return self
+
+    def on_new_message(self, hook: NewMessageHook) -> Self:
+        """`hook()` before each provider round trip starts producing an assistant message."""
+        self._core().new_message_hooks.append(hook)
+        return self
+
+    def on_end_message(self, hook: EndMessageHook) -> Self:
+        """`hook(response)` when an answer without tool calls is complete (as in JS)."""
+        self._core().end_message_hooks.append(hook)
+        return self
+
+    def on_tool_call_start(self, hook: ToolCallHook) -> Self:
+        """`hook(tool_call)` just before a tool runs (not for declined calls)."""
+        self._core().tool_call_start_hooks.append(hook)
+        return self
+
+    def on_tool_call(self, hook: ToolCallHook) -> Self:
+        return self.on_tool_call_start(hook)
+
+    def on_tool_call_end(self, hook: ToolEndHook) -> Self:
+        """`hook(tool_call, result)` after a tool succeeded (as in JS)."""
+        self._core().tool_call_end_hooks.append(hook)
+        return self
+
+    def on_tool_result(self, hook: ToolResultHook) -> Self:
+        """`hook(result)`: `on_tool_call_end` without the call."""
+        self._core().tool_call_end_hooks.append(lambda _call, result: hook(result))
+        return self
+
+    def on_tool_call_error(self, hook: ToolErrorHook) -> Self:
+        """`hook(tool_call, error)`; every hook runs, the first STOP/CONTINUE/RETRY wins."""
+        self._core().tool_call_error_hooks.append(hook)
+        return self
+
+    def on_confirm_tool_call(self, hook: ConfirmHook) -> Self:
+        """`hook(tool_call)` in "confirm" mode; `False` declines (None does not)."""
+        self._core().confirm_tool_call_hooks.append(hook)
+        return self
+
+    def on_request(self, hook: RequestHook) -> Self:
+        """`hook(RequestMetrics)` after every provider round trip, failed ones included."""
+        self._core().request_hooks.append(hook)
+        return self
+
+
+class Chat(ChatConfig):
     """A conversation with one model: holds the history and runs turns.
 
     Configuration is fluent (`chat.with_temperature(0).with_tool(Weather)`); hooks are lists
-    that run in registration order, sync or async.
+    that run in registration order, sync or async. Options are `ChatOptions`, in either
+    spelling (`max_tokens` or `maxTokens`).
     """
 
     def __init__(
@@ -235,73 +513,77 @@ class Chat:
         provider: Provider | None = None,
         instructions: str | None = None,
         messages: Iterable[Message] = (),
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        thinking: dict[str, Any] | bool | None = None,
-        tools: Sequence[Tool | type[Tool]] = (),
-        tool_choice: str | None = None,
-        tool_calls: bool | None = None,
-        schema: type[BaseModel] | dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        max_tool_calls: int | None = None,
-        max_corrections: int = 2,
-        tool_concurrency: int | None = None,
-        tool_execution: str | None = None,
-        request_timeout: float | None = None,
-        # Log each round trip (logger "nodellm_orm", level INFO).
-        debug: bool = False,
-        middlewares: Sequence[Any] = (),
+        **options: Unpack[ChatOptions],
     ) -> None:
         self.llm = llm
         self._provider = provider
         self.model = model
         self.messages: list[Message] = list(messages)
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.thinking: dict[str, Any] | None = (
-            {"effort": "medium"} if thinking is True else (thinking or None)
-        )
+        self.temperature: float | None = None
+        self.max_tokens: int | None = None
+        self.thinking: dict[str, Any] | None = None
         self.tools: dict[str, Tool] = {}
-        self.tool_choice = tool_choice
-        self.parallel_tool_calls = tool_calls
-        self.schema: type[BaseModel] | dict[str, Any] | None = None
-        self.params: dict[str, Any] = dict(params or {})
-        self.headers: dict[str, str] = dict(headers or {})
-        self.max_tool_calls = 10 if max_tool_calls is None else max_tool_calls
-        # How often an answer that misses the schema is sent back for correction.
-        self.max_corrections = max_corrections
-        self.tool_concurrency = max(1, tool_concurrency or 1)
+        self.tool_choice: str | None = None
+        self.tool_calls: ToolCalls | None = None
+        self.schema: Schema | None = None
+        self.params: dict[str, Any] = {}
+        self.headers: dict[str, str] = {}
+        # Tool rounds allowed per turn.
+        self.max_tool_calls = DEFAULT_MAX_TOOL_CALLS
+        # How often an answer that misses the schema (or that a middleware asks to redo) is
+        # sent back for correction.
+        self.max_corrections = 2
+        # None: all of a round's tool calls at once; n: at most n at once.
+        self.tool_concurrency: int | None = 1
         self.tool_execution = "auto"
-        self.request_timeout = request_timeout
-        self.debug = debug
-        self.middlewares = list(middlewares)
+        # Seconds; None uses the LLM's.
+        self.request_timeout: float | None = None
+        # Log each round trip (logger "nodellm_orm", level INFO).
+        self.debug = False
+        self.middlewares: list[Any] = []
         self.total_usage = Usage()
         self.last_response: Response | None = None
         # Hooks: every list runs in order; see the methods that register them.
-        self.before_request_hooks: list[Hook] = []
-        self.after_response_hooks: list[Hook] = []
-        self.new_message_hooks: list[Hook] = []
-        self.end_message_hooks: list[Hook] = []
-        self.tool_call_start_hooks: list[Hook] = []
-        self.tool_call_end_hooks: list[Hook] = []
-        self.tool_result_hooks: list[Hook] = []
-        self.tool_call_error_hooks: list[Hook] = []
-        self.confirm_tool_call_hooks: list[Hook] = []
-        # Round-level hooks the ORM uses to write a round's tool calls in one statement.
+        self.before_request_hooks: list[BeforeRequestHook] = []
+        self.after_response_hooks: list[AfterResponseHook] = []
+        self.new_message_hooks: list[NewMessageHook] = []
+        self.end_message_hooks: list[EndMessageHook] = []
+        self.tool_call_start_hooks: list[ToolCallHook] = []
+        self.tool_call_end_hooks: list[ToolEndHook] = []
+        self.tool_call_error_hooks: list[ToolErrorHook] = []
+        self.confirm_tool_call_hooks: list[ConfirmHook] = []
+        self.request_hooks: list[RequestHook] = []
+        # Internal hooks for the ORM's recorder: every response (tool rounds included), and a
+        # round's tool calls when they start and end, to write each round in one statement.
+        self.response_hooks: list[Hook] = []
+        # Internal: once per turn, with the turn's messages (the agent's on_start).
+        self.turn_start_hooks: list[Hook] = []
         self.tool_round_start_hooks: list[Hook] = []
         self.tool_round_end_hooks: list[Hook] = []
-        self.request_hooks: list[Hook] = []
+        self._configure(options)
         if instructions:
             self.with_instructions(instructions)
-        if tools:
-            self.with_tools(*tools)
-        if schema is not None:
-            self.with_schema(schema)
-        if tool_execution is not None:
-            self.with_tool_execution(tool_execution)
 
-    # ---- configuration -------------------------------------------------------------------
+    def _core(self) -> Chat:
+        return self
+
+    def _configure(self, options: Mapping[str, Any]) -> None:
+        """Apply options (either spelling), all checked before any is applied."""
+        checked = normalize(options)
+        if "tools" in checked:
+            tools = [as_tool(t) for t in checked.pop("tools")]
+            for tool in tools:
+                self.tools[tool.tool_name()] = tool
+        if "schema" in checked:
+            self.with_schema(checked.pop("schema"))
+        if "middlewares" in checked:
+            self.middlewares = check_middlewares(checked.pop("middlewares"))
+        if "params" in checked:
+            self.params = {**self.params, **checked.pop("params")}
+        if "headers" in checked:
+            self.headers = {**self.headers, **checked.pop("headers")}
+        for key, value in checked.items():
+            setattr(self, key, value)
 
     @property
     def provider(self) -> Provider:
@@ -312,195 +594,115 @@ class Chat:
         texts = [m.content or "" for m in self.messages if m.role == "system"]
         return "\n\n".join(texts) if texts else None
 
-    def with_instructions(self, text: str, *, replace: bool = False) -> Chat:
-        if not isinstance(text, str):
-            raise TypeError(f"instructions must be a string, not {type(text).__name__}")
-        if replace:
-            self.messages = [m for m in self.messages if m.role != "system"]
-        system = [m for m in self.messages if m.role == "system"]
-        rest = [m for m in self.messages if m.role != "system"]
-        self.messages = [*system, Message(role="system", content=text), *rest]
-        return self
-
-    system = with_instructions
-
-    def with_temperature(self, temperature: float | None) -> Chat:
-        self.temperature = temperature
-        return self
-
-    def with_model(self, model: str) -> Chat:
-        self.model = model
-        return self
-
-    def with_provider(self, name: str, model: str | None = None) -> Chat:
-        self.llm = self.llm.with_provider(name)
-        self._provider = None
-        self.model = self.llm.resolve_model(model)
-        return self
-
-    def with_tool(self, tool: Tool | type[Tool]) -> Chat:
-        instance = as_tool(tool)
-        self.tools[instance.tool_name()] = instance
-        return self
-
-    def with_tools(self, *tools: Tool | type[Tool], replace: bool = False) -> Chat:
-        if replace:
-            self.tools = {}
-        for tool in tools:
-            self.with_tool(tool)
-        return self
-
-    use = with_tool
-
-    def with_schema(self, schema: type[BaseModel] | dict[str, Any] | None) -> Chat:
-        if schema is not None:
-            _schema_spec(schema)  # validate now, not at request time
-        self.schema = schema
-        return self
-
-    def with_params(self, **params: Any) -> Chat:
-        self.params.update(params)
-        return self
-
-    def with_thinking(self, budget_tokens: int | None = None, **options: Any) -> Chat:
-        config: dict[str, Any] = dict(options)
-        if budget_tokens is not None:
-            config["budget_tokens"] = budget_tokens
-        self.thinking = config or {"effort": "medium"}
-        return self
-
-    def with_effort(self, effort: str) -> Chat:
-        self.thinking = {**(self.thinking or {}), "effort": effort}
-        return self
-
-    def with_tool_concurrency(self, concurrency: int) -> Chat:
-        if concurrency < 1:
-            raise ValueError("tool concurrency must be at least 1")
-        self.tool_concurrency = concurrency
-        return self
-
-    def with_tool_execution(self, mode: str) -> Chat:
-        if mode not in TOOL_EXECUTION_MODES:
-            raise ValueError(
-                f"unknown tool execution mode {mode!r}; use one of {TOOL_EXECUTION_MODES}"
-            )
-        self.tool_execution = mode
-        return self
-
-    def with_tool_choice(self, choice: str | None) -> Chat:
-        self.tool_choice = choice
-        return self
-
-    def with_tool_calls(self, parallel: bool | None) -> Chat:
-        self.parallel_tool_calls = parallel
-        return self
-
-    def with_max_tool_calls(self, limit: int) -> Chat:
-        self.max_tool_calls = limit
-        return self
-
-    # ---- hooks ---------------------------------------------------------------------------
-
-    def on_before_request(self, hook: Hook) -> Chat:
-        """`hook(messages)`; may return a replacement list of messages."""
-        self.before_request_hooks.append(hook)
-        return self
-
-    def after_response(self, hook: Hook) -> Chat:
-        """`hook(response)`; may return a replacement Response."""
-        self.after_response_hooks.append(hook)
-        return self
-
-    def on_new_message(self, hook: Hook) -> Chat:
-        """`hook()` before each provider round trip starts producing an assistant message."""
-        self.new_message_hooks.append(hook)
-        return self
-
-    def on_end_message(self, hook: Hook) -> Chat:
-        """`hook(response)` after each assistant message is complete."""
-        self.end_message_hooks.append(hook)
-        return self
-
-    def on_tool_call_start(self, hook: Hook) -> Chat:
-        """`hook(tool_call)` before a tool runs."""
-        self.tool_call_start_hooks.append(hook)
-        return self
-
-    on_tool_call = on_tool_call_start
-
-    def on_tool_call_end(self, hook: Hook) -> Chat:
-        """`hook(tool_call, result)` after a tool ran (or failed, or was skipped)."""
-        self.tool_call_end_hooks.append(hook)
-        return self
-
-    def on_tool_result(self, hook: Hook) -> Chat:
-        """`hook(result)` with the text sent back to the model."""
-        self.tool_result_hooks.append(hook)
-        return self
-
-    def on_tool_call_error(self, hook: Hook) -> Chat:
-        """`hook(tool_call, error)`; may return STOP, CONTINUE or RETRY (first one wins)."""
-        self.tool_call_error_hooks.append(hook)
-        return self
-
-    def on_confirm_tool_call(self, hook: Hook) -> Chat:
-        """`hook(tool_call) -> bool` in "confirm" mode; every hook must approve."""
-        self.confirm_tool_call_hooks.append(hook)
-        return self
-
-    def on_request(self, hook: Hook) -> Chat:
-        """`hook(RequestMetrics)` after every provider round trip, failed ones included."""
-        self.request_hooks.append(hook)
-        return self
+    @property
+    def options(self) -> dict[str, Any]:
+        """The chat's options in their internal (python-spelt) form."""
+        return {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "thinking": self.thinking,
+            "tool_choice": self.tool_choice,
+            "tool_calls": self.tool_calls,
+            "tool_concurrency": self.tool_concurrency,
+            "tool_execution": self.tool_execution,
+            "max_tool_calls": self.max_tool_calls,
+            "max_corrections": self.max_corrections,
+            "request_timeout": self.request_timeout,
+            "schema": self.schema,
+            "params": dict(self.params),
+            "headers": dict(self.headers),
+        }
 
     # ---- turns ---------------------------------------------------------------------------
 
-    async def ask(self, content: str | None, **options: Any) -> Response:
+    @staticmethod
+    def ask_options(options: Mapping[str, Any]) -> dict[str, Any]:
+        """Per-turn options checked (either spelling); an unknown one raises."""
+        return normalize(options, allowed=ASK_OPTIONS, where="ask")
+
+    async def ask(self, content: str | None, **options: Unpack[AskOptions]) -> Response:
         """Send `content` (None: continue from the current history) and return the answer."""
-        async with aclosing(self._turn(content, stream=False, options=options)) as chunks:
+        return await self.complete(await self.start_turn(content, self.ask_options(options)))
+
+    async def complete(self, start: TurnStart) -> Response:
+        """Run a started turn without streaming; its final answer."""
+        async with aclosing(self.run_turn(start, stream=False)) as chunks:
             async for _ in chunks:
                 pass
         assert self.last_response is not None
         return self.last_response
 
-    def stream(self, content: str | None, **options: Any) -> AsyncGenerator[ChatChunk, None]:
+    def stream(
+        self, content: str | None, **options: Unpack[AskOptions]
+    ) -> AsyncGenerator[ChatChunk, None]:
         """Yield chunks as they arrive; the last has `done=True` and the turn's usage."""
-        return self._turn(content, stream=True, options=options)
+        checked = self.ask_options(options)
+        if content is not None and not isinstance(content, str):
+            raise TypeError(f"message must be a string, not {type(content).__name__}")
+
+        async def run() -> AsyncGenerator[ChatChunk, None]:
+            start = await self.start_turn(content, checked)
+            async with aclosing(self.run_turn(start, stream=True)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+
+        return run()
 
     ask_stream = stream
 
-    def _request(
-        self, messages: list[Message], stream: bool, options: dict[str, Any]
-    ) -> ChatRequest:
-        schema = options.get("schema", self.schema)
-        params = {**self.params, **options.get("params", {})}
-        return ChatRequest(
-            model=options.get("model") or self.model,
-            messages=messages,
-            tools=[tool.spec() for tool in self.tools.values()],
-            temperature=options.get("temperature", self.temperature),
-            max_tokens=options.get("max_tokens", self.max_tokens),
-            thinking=self.thinking,
-            tool_choice=self.tool_choice if self.tools else None,
-            parallel_tool_calls=self.parallel_tool_calls if self.tools else None,
-            schema=_schema_spec(schema) if schema is not None else None,
-            params=params,
-            headers={**self.headers, **options.get("headers", {})},
-            stream=stream,
-            timeout=options.get("request_timeout", self.request_timeout),
-        )
+    async def start_turn(self, content: str | None, options: dict[str, Any]) -> TurnStart:
+        """Run the `on_request` middlewares on the history and the new user message.
 
-    async def _turn(
-        self, content: str | None, *, stream: bool, options: dict[str, Any]
-    ) -> AsyncGenerator[ChatChunk, None]:
-        if content is not None:
-            if not isinstance(content, str):
-                raise TypeError(f"message must be a string, not {type(content).__name__}")
-            self.messages.append(Message(role="user", content=content))
+        Nothing is added to the history yet: `run_turn` appends the (possibly rewritten) user
+        message, so whoever records the turn can write what the middlewares left.
+        """
+        if content is not None and not isinstance(content, str):
+            raise TypeError(f"message must be a string, not {type(content).__name__}")
+        user = Message(role="user", content=content) if content is not None else None
+        context = MiddlewareContext(
+            request_id=str(uuid.uuid4()),
+            provider=self.provider.name,
+            model=self.model,
+            messages=[*self.messages, *([user] if user else [])],
+            options={**self.options, **options},
+        )
+        if self.middlewares:
+            try:
+                await run_middlewares(self.middlewares, "on_request", context)
+            except Exception as exc:
+                await run_middlewares(self.middlewares, "on_error", context, exc)
+                raise
+            messages = list(context.messages)
+            if user is not None:
+                last = messages.pop() if messages else None
+                if last is None or last.role != "user":
+                    raise TypeError("an on_request middleware removed the user message")
+                user = last
+            self.messages = messages
+        return TurnStart(context=context, options=options, user=user)
+
+    async def run_turn(self, start: TurnStart, *, stream: bool) -> AsyncGenerator[ChatChunk, None]:
+        """The turn after `start_turn`: the round trips, tool rounds and corrections."""
+        if start.user is not None:
+            self.messages.append(start.user)
+        for hook in self.turn_start_hooks:
+            await call_hook(hook, list(self.messages))
+        try:
+            async for chunk in self._turn(start, stream=stream):
+                yield chunk
+        except Exception as exc:
+            if self.middlewares:
+                await run_middlewares(self.middlewares, "on_error", start.context, exc)
+            raise
+
+    async def _turn(self, start: TurnStart, *, stream: bool) -> AsyncGenerator[ChatChunk, None]:
+        options = start.options
         provider = self.provider
         turn_usage = Usage()
-        calls_made = 0
+        rounds = 0
         corrections = 0
+        max_tool_calls = options.get("max_tool_calls", self.max_tool_calls)
+        max_corrections = options.get("max_corrections", self.max_corrections)
         # Invalid structured answers and the correction prompts sent after them: the model
         # needs them within the turn, the history does not keep them.
         scratch: list[Message] = []
@@ -522,40 +724,55 @@ class Chat:
             self.total_usage = self.total_usage + response.usage
             self.messages.append(response.to_message())
             self.last_response = response
-            for hook in self.end_message_hooks:
+            for hook in self.response_hooks:
                 await call_hook(hook, response)
+            if not response.tool_calls:
+                for end_hook in self.end_message_hooks:
+                    await call_hook(end_hook, response)
+            feedback: str | None = None
             if invalid is not None:
+                feedback = (
+                    f"Your answer does not match the requested schema: {invalid}. "
+                    "Reply again with only the corrected JSON."
+                )
+            elif not response.tool_calls and self.middlewares:
+                feedback = await self._on_response(start.context, response, turn_usage)
+            if feedback is not None:
                 scratch.append(self.messages[-1])
-                if corrections >= self.max_corrections:
+                if corrections >= max_corrections:
                     self._drop(scratch)
+                    if invalid is None:
+                        raise errors.StructuredOutputError(
+                            f"a middleware asked for another answer after {corrections} "
+                            f"correction round(s); max_corrections is {max_corrections}",
+                            provider=provider.name,
+                        )
                     raise errors.StructuredOutputError(
                         f"the answer does not match the schema after {corrections} "
                         f"correction round(s): {invalid}",
                         provider=provider.name,
                     ) from invalid
                 corrections += 1
-                prompt = Message(
-                    role="user",
-                    content=f"Your answer does not match the requested schema: {invalid}. "
-                    "Reply again with only the corrected JSON.",
-                )
+                prompt = Message(role="user", content=feedback)
                 scratch.append(prompt)
                 self.messages.append(prompt)
                 continue
             self._drop(scratch)
             if not response.tool_calls:
-                yield ChatChunk(usage=turn_usage, finish_reason=response.finish_reason, done=True)
+                yield ChatChunk(
+                    usage=turn_usage, finish_reason=self.last_response.finish_reason, done=True
+                )
                 return
-            calls_made += len(response.tool_calls)
-            if calls_made > self.max_tool_calls:
+            rounds += 1
+            if rounds > max_tool_calls:
                 raise errors.ToolCallLimitError(
-                    f"the model asked for {calls_made} tool calls in one turn; "
-                    f"max_tool_calls is {self.max_tool_calls}",
+                    f"the model asked for tool round {rounds} in one turn; "
+                    f"max_tool_calls is {max_tool_calls} (tool rounds per turn)",
                     provider=provider.name,
                 )
             if stream:
                 yield ChatChunk(tool_calls=list(response.tool_calls))
-            outcomes = await self._run_tools(response.tool_calls)
+            outcomes = await self._run_tools(response.tool_calls, start.context)
             self.messages.extend(
                 Message(
                     role="tool",
@@ -566,6 +783,51 @@ class Chat:
                 )
                 for o in outcomes
             )
+
+    async def _on_response(
+        self, context: MiddlewareContext, response: Response, turn_usage: Usage
+    ) -> str | None:
+        """The `on_response` middlewares on the final answer; a Retry's feedback, if any."""
+        final = response.model_copy(update={"usage": turn_usage})
+        try:
+            directive = request_directive(
+                await run_middlewares(self.middlewares, "on_response", context, final)
+            )
+        except MiddlewareStopError as exc:
+            exc.response = response
+            raise
+        if isinstance(directive, Retry):
+            return directive.message
+        if isinstance(directive, Replace):
+            self.messages[-1] = directive.response.to_message()
+            self.last_response = directive.response
+        elif directive == "STOP":
+            stop = MiddlewareStopError("a middleware stopped the turn", provider=response.provider)
+            stop.response = response
+            raise stop
+        return None
+
+    def _request(
+        self, messages: list[Message], stream: bool, options: dict[str, Any]
+    ) -> ChatRequest:
+        schema = options.get("schema", self.schema)
+        params = {**self.params, **options.get("params", {})}
+        thinking = options.get("thinking", self.thinking)
+        return ChatRequest(
+            model=self.model,
+            messages=messages,
+            tools=[tool.spec() for tool in self.tools.values()],
+            temperature=options.get("temperature", self.temperature),
+            max_tokens=options.get("max_tokens", self.max_tokens),
+            thinking=thinking,
+            tool_choice=self.tool_choice if self.tools else None,
+            parallel_tool_calls=parallel_tool_calls(self.tool_calls) if self.tools else None,
+            schema=_schema_spec(schema) if schema is not None else None,
+            params=params,
+            headers={**self.headers, **options.get("headers", {})},
+            stream=stream,
+            timeout=options.get("request_timeout", self.request_timeout),
+        )
 
     def _wants_schema(self, options: dict[str, Any]) -> bool:
         return options.get("schema", self.schema) is not None
@@ -578,8 +840,8 @@ class Chat:
             if replaced is not None:
                 messages = list(replaced)
         request = self._request(messages, stream, options)
-        for hook in self.new_message_hooks:
-            await call_hook(hook)
+        for new_message in self.new_message_hooks:
+            await call_hook(new_message)
         return request
 
     async def _send(self, trip: _RoundTrip) -> AsyncGenerator[ChatChunk, None]:
@@ -710,34 +972,30 @@ class Chat:
         for hook in self.request_hooks:
             await call_hook(hook, metrics)
 
-    async def _run_tools(self, calls: list[ToolCall]) -> list[ToolOutcome]:
-        # Start hooks run in call order before any tool executes, end hooks in call order
-        # after all finished, so whatever they write is ordered even with concurrency.
+    async def _run_tools(
+        self, calls: list[ToolCall], context: MiddlewareContext
+    ) -> list[ToolOutcome]:
+        # The round hooks run in call order before any tool executes and after all finished,
+        # so whatever the recorder writes is ordered even with concurrency.
         for hook in self.tool_round_start_hooks:
             await call_hook(hook, calls)
-        for call in calls:
-            for hook in self.tool_call_start_hooks:
-                await call_hook(hook, call)
-        if self.tool_concurrency > 1 and len(calls) > 1:
-            limit = asyncio.Semaphore(self.tool_concurrency)
+        limit = self.tool_concurrency
+        concurrent = self.tool_execution != "confirm" and len(calls) > 1 and limit != 1
+        if concurrent:
+            gate = asyncio.Semaphore(limit or len(calls))
 
             async def bounded(call: ToolCall) -> ToolOutcome:
-                async with limit:
-                    return await self._run_tool(call)
+                async with gate:
+                    return await self._run_tool(call, context)
 
             outcomes = list(await asyncio.gather(*(bounded(c) for c in calls)))
         else:
-            outcomes = [await self._run_tool(call) for call in calls]
-        for outcome in outcomes:
-            for hook in self.tool_result_hooks:
-                await call_hook(hook, outcome.result)
-            for hook in self.tool_call_end_hooks:
-                await call_hook(hook, outcome.call, outcome.result)
+            outcomes = [await self._run_tool(call, context) for call in calls]
         for hook in self.tool_round_end_hooks:
             await call_hook(hook, outcomes)
         return outcomes
 
-    async def _run_tool(self, call: ToolCall) -> ToolOutcome:
+    async def _run_tool(self, call: ToolCall, context: MiddlewareContext) -> ToolOutcome:
         tool = self.tools.get(call.name)
         if tool is None:
             known = ", ".join(sorted(self.tools)) or "none"
@@ -747,17 +1005,22 @@ class Chat:
         if self.tool_execution == "dry-run":
             return ToolOutcome(call, f"[dry-run] {call.name} was not executed")
         if self.tool_execution == "confirm":
-            for hook in self.confirm_tool_call_hooks:
-                if not await call_hook(hook, call):
+            for confirm in self.confirm_tool_call_hooks:
+                # As in JS: only False declines; None (no answer) does not.
+                if await call_hook(confirm, call) is False:
                     return ToolOutcome(
                         call, f"Tool call {call.name} was declined by the user", True
                     )
         retried = False
         while True:
             try:
-                return ToolOutcome(call, await tool.call(call.arguments))
+                if self.middlewares:
+                    await run_middlewares(self.middlewares, "on_tool_call_start", context, call)
+                for start in self.tool_call_start_hooks:
+                    await call_hook(start, call)
+                result = await tool.call(call.arguments)
             except Exception as exc:
-                directive = await self._tool_error_directive(call, exc)
+                directive = await self._tool_error_directive(call, exc, context)
                 if directive is ToolErrorDirective.STOP:
                     raise errors.ToolError(
                         f"tool {call.name!r} failed: {exc}", provider=self.provider.name
@@ -766,15 +1029,35 @@ class Chat:
                     retried = True
                     continue
                 return ToolOutcome(call, f"Error: {exc}", True)
+            if self.middlewares:
+                await run_middlewares(self.middlewares, "on_tool_call_end", context, call, result)
+            for end in self.tool_call_end_hooks:
+                await call_hook(end, call, result)
+            return ToolOutcome(call, result)
 
     async def _tool_error_directive(
-        self, call: ToolCall, exc: Exception
+        self, call: ToolCall, exc: Exception, context: MiddlewareContext
     ) -> ToolErrorDirective | None:
-        for hook in self.tool_call_error_hooks:
-            answer = await call_hook(hook, call, exc)
-            if answer is not None:
-                return ToolErrorDirective(str(getattr(answer, "value", answer)).upper())
-        return None
+        """As in JS: a middleware's directive first; else every hook runs, the first wins."""
+        answer: Any = None
+        if self.middlewares:
+            answer = await run_middlewares(
+                self.middlewares, "on_tool_call_error", context, call, exc
+            )
+        if answer is None:
+            for hook in self.tool_call_error_hooks:
+                value = await call_hook(hook, call, exc)
+                if value is not None and answer is None:
+                    answer = value
+        if answer is None:
+            return None
+        try:
+            return ToolErrorDirective(str(getattr(answer, "value", answer)).upper())
+        except ValueError:
+            raise TypeError(
+                f"on_tool_call_error returned {answer!r}; expected 'STOP', 'CONTINUE', "
+                "'RETRY' or None"
+            ) from None
 
 
 def _elapsed_ms(started: float) -> int:

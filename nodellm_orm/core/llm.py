@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
 
@@ -13,6 +13,7 @@ from .providers.base import Provider, RetryPolicy
 
 if TYPE_CHECKING:
     from .chat import Chat
+    from .options import ChatOptions
 
 # Built-in providers are imported on first use so `import nodellm_orm` stays fast.
 _BUILTIN: dict[str, tuple[str, str]] = {
@@ -156,7 +157,7 @@ class LLM:
     def resolve_model(self, model: str | None) -> str:
         return model or self.default_model or self.provider.default_model
 
-    def chat(self, model: str | None = None, **options: Any) -> Chat:
+    def chat(self, model: str | None = None, **options: Unpack[ChatOptions]) -> Chat:
         from .chat import Chat
 
         return Chat(self, model=self.resolve_model(model), **options)

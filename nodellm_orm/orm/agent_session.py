@@ -8,18 +8,19 @@ session with a different class than the one that created it is an error.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Unpack
 
 from ..core.agent import Agent
 from ..core.llm import LLM
 from ..core.messages import ChatChunk, Message, Usage
+from ..core.options import AskOptions, normalize
 from ..core.tools import Tool
 from ..stores import open_store
 from .chat import Chat, ChatStream, check_llm, check_metadata
 from .ids import new_id, utc_now
-from .options import Persistence, TableNames
+from .options import Persistence, TableNames, TableNamesLike, options_or_table_names
 from .records import AgentSessionRecord, MessageRecord
 
 
@@ -96,7 +97,7 @@ class AgentSession:
         return {**base, **(inputs or {})}
 
     async def ask(
-        self, message: str, *, inputs: dict[str, Any] | None = None, **options: Any
+        self, message: str, *, inputs: dict[str, Any] | None = None, **options: Unpack[AskOptions]
     ) -> MessageRecord:
         self.instance._turn_inputs = self._inputs(inputs)
         try:
@@ -105,12 +106,13 @@ class AgentSession:
             self.instance._turn_inputs = None
 
     def ask_stream(
-        self, message: str, *, inputs: dict[str, Any] | None = None, **options: Any
+        self, message: str, *, inputs: dict[str, Any] | None = None, **options: Unpack[AskOptions]
     ) -> ChatStream:
         """Like `Chat.ask_stream`; `.message` holds the stored row once the stream ends."""
         if not isinstance(message, str):
             raise TypeError(f"message must be a string, not {type(message).__name__}")
-        return _AgentStream(self, message, options, self._inputs(inputs))
+        checked = self.chat.core.ask_options(options)
+        return _AgentStream(self, message, checked, self._inputs(inputs))
 
     async def messages(self) -> list[MessageRecord]:
         return await self.chat.messages()
@@ -138,27 +140,43 @@ class AgentSession:
         self.instance.with_tool(tool)
         return self
 
-    def with_instructions(self, text: str) -> AgentSession:
-        self.instance.with_instructions(text)
+    def with_instructions(self, text: str, replace: bool = False) -> AgentSession:
+        """Add to the agent's instructions for this session object (as in JS: appends)."""
+        self.instance.with_instructions(text, replace)
         return self
 
 
-def _agent(
-    agent_class: type[Agent],
-    llm: LLM,
-    metadata: Any,
-    *,
-    model: str | None = None,
-    instructions: str | None = None,
-    max_tool_calls: int | None = None,
-) -> Agent:
-    return agent_class(
+# Where a session's creation overrides are kept: the chat row's metadata (unused otherwise
+# for agent sessions), so load_agent_session re-applies them. JS spelling, as stored JSON.
+OVERRIDES_KEY = "agentOverrides"
+_OVERRIDE_SPELLINGS = {"maxToolCalls": "max_tool_calls"}
+# Keys of JS `CreateAgentSessionOptions`: a 4th positional dict made of these is a JS-style
+# options object passed where the metadata goes.
+_JS_SESSION_OPTIONS = frozenset(
+    {"metadata", "tableNames", "debug", "model", "provider", "instructions", "maxToolCalls"}
+)
+
+
+def _agent(agent_class: type[Agent], llm: LLM, metadata: Any, overrides: dict[str, Any]) -> Agent:
+    model = overrides.get("model")
+    instructions = overrides.get("instructions")
+    limit = overrides.get("maxToolCalls")
+    agent = agent_class(
         llm=llm,
         inputs=metadata if isinstance(metadata, dict) else None,
         model=model,
         instructions=instructions,
-        max_tool_calls=max_tool_calls,
+        **({"max_tool_calls": limit} if limit is not None else {}),
     )
+    return agent
+
+
+def _stored_overrides(chat_metadata: Any) -> dict[str, Any]:
+    if isinstance(chat_metadata, str):
+        chat_metadata = json.loads(chat_metadata)
+    if isinstance(chat_metadata, dict) and isinstance(chat_metadata.get(OVERRIDES_KEY), dict):
+        return dict(chat_metadata[OVERRIDES_KEY])
+    return {}
 
 
 async def create_agent_session(
@@ -166,34 +184,53 @@ async def create_agent_session(
     llm: LLM,
     agent_class: type[Agent],
     metadata: dict[str, Any] | None = None,
-    table_names: TableNames | dict[str, Any] | None = None,
+    table_names: TableNamesLike | None = None,
     model: str | None = None,
     provider: str | None = None,
     instructions: str | None = None,
     max_tool_calls: int | None = None,
     debug: bool = False,
-    persistence: Persistence | dict[str, Any] | None = None,
+    persistence: Persistence | Mapping[str, Any] | None = None,
 ) -> AgentSession:
-    """Create a chat and an agent session row for `agent_class`, in one transaction."""
+    """Create a chat and an agent session row for `agent_class`, in one transaction.
+
+    `model`, `provider`, `instructions` and `max_tool_calls` override the class for this
+    session: they are stored with it and re-applied by `load_agent_session`.
+    """
     check_llm(llm)
     agent_class = _check_agent_class(agent_class)
     if metadata is not None:
         if not isinstance(metadata, dict):
             raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
+        js_keys = sorted(set(metadata) & _JS_SESSION_OPTIONS - {"model", "provider"})
+        if js_keys:
+            raise TypeError(
+                f"create_agent_session: the metadata has {', '.join(map(repr, js_keys))}, keys "
+                "of the JS options object (createAgentSession(prisma, llm, Agent, {...})); in "
+                "Python pass them as keywords: metadata=..., table_names=..., model=..., "
+                "max_tool_calls=..., debug=..."
+            )
         check_metadata(metadata)
     for name, value in (("model", model), ("provider", provider), ("instructions", instructions)):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+    if max_tool_calls is not None:
+        normalize({"max_tool_calls": max_tool_calls})
+    if not isinstance(debug, bool):
+        raise TypeError("debug must be True or False")
     store = await open_store(db, TableNames.coerce(table_names))
     base = llm.with_provider(provider) if provider else llm
-    agent = _agent(
-        agent_class,
-        base,
-        metadata,
-        model=model,
-        instructions=instructions,
-        max_tool_calls=max_tool_calls,
-    )
+    overrides = {
+        k: v
+        for k, v in (
+            ("model", model),
+            ("provider", provider),
+            ("instructions", instructions),
+            ("maxToolCalls", max_tool_calls),
+        )
+        if v is not None
+    }
+    agent = _agent(agent_class, base, metadata, overrides)
     agent.chat.debug = debug  # log each round trip (logger "nodellm_orm")
     now = utc_now()
     resolved = agent.resolve_instructions()
@@ -202,7 +239,7 @@ async def create_agent_session(
         "model": agent.chat.model,
         "provider": agent.chat.provider.name,
         "instructions": resolved,
-        "metadata": None,
+        "metadata": {OVERRIDES_KEY: overrides} if overrides else None,
         "createdAt": now,
         "updatedAt": now,
     }
@@ -233,15 +270,25 @@ async def load_agent_session(
     llm: LLM,
     agent_class: type[Agent],
     session_id: str,
-    table_names: TableNames | dict[str, Any] | None = None,
-    persistence: Persistence | dict[str, Any] | None = None,
+    table_names: TableNamesLike | None = None,
+    persistence: Persistence | Mapping[str, Any] | None = None,
+    debug: bool = False,
 ) -> AgentSession | None:
-    """Resume a session: history from the database, everything else from `agent_class`."""
+    """Resume a session: history from the database, everything else from `agent_class`
+    (and the overrides its creation stored)."""
     check_llm(llm)
     agent_class = _check_agent_class(agent_class)
     if not isinstance(session_id, str):
         raise TypeError(f"session_id must be a string, not {type(session_id).__name__}")
-    store = await open_store(db, TableNames.coerce(table_names))
+    if not isinstance(debug, bool):
+        raise TypeError("debug must be True or False")
+    options, names = options_or_table_names(
+        table_names, where="load_agent_session", option_keys=frozenset({"tableNames", "debug"})
+    )
+    if options is not None:  # the JS shape: {tableNames, debug}
+        names = TableNames.coerce(options.get("tableNames"))
+        debug = bool(options.get("debug", debug))
+    store = await open_store(db, names or TableNames())
     record = await store.get_agent_session(session_id)
     if record is None:
         return None
@@ -255,7 +302,10 @@ async def load_agent_session(
         raise LookupError(f"agent session {session_id} has no chat {record.chatId}")
     if isinstance(record.metadata, str):
         record.metadata = json.loads(record.metadata)
-    agent = _agent(agent_class, llm, record.metadata)
+    overrides = _stored_overrides(chat_record.metadata)
+    base = llm.with_provider(overrides["provider"]) if overrides.get("provider") else llm
+    agent = _agent(agent_class, base, record.metadata, overrides)
+    agent.chat.debug = debug
     chat = Chat(
         store,
         chat_record,

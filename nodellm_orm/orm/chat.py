@@ -11,57 +11,33 @@ import asyncio
 import json
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from typing import Any
-
-from pydantic import BaseModel
+from typing import Any, Self, Unpack
 
 from ..core.chat import Chat as CoreChat
-from ..core.chat import Hook
+from ..core.chat import ChatConfig, TurnStart
 from ..core.llm import LLM
 from ..core.messages import ChatChunk, Message, Usage
-from ..core.tools import Tool
+from ..core.options import CHAT_OPTIONS, AskOptions
 from ..stores import open_store
 from ..stores.base import Cursor, Store
 from .history import group_tool_calls, is_pending, replay
 from .ids import new_id, utc_now
-from .options import Persistence, TableNames
+from .options import (
+    CREATE_CHAT_OPTIONS,
+    LOAD_CHAT_OPTIONS,
+    RUNTIME_OPTIONS,
+    CreateChatOptions,
+    LoadChatOptions,
+    Persistence,
+    TableNames,
+    TableNamesLike,
+    options_or_table_names,
+)
 from .records import ChatRecord, MessageRecord
 from .turn import Turn, TurnRecorder
 
-# Options that configure the in-memory chat and are never written to the database.
-RUNTIME_OPTIONS = frozenset(
-    {
-        "debug",
-        "headers",
-        "max_corrections",
-        "max_tokens",
-        "max_tool_calls",
-        "middlewares",
-        "params",
-        "persistence",
-        "request_timeout",
-        "schema",
-        "temperature",
-        "thinking",
-        "tool_calls",
-        "tool_choice",
-        "tool_concurrency",
-        "tool_execution",
-        "tools",
-    }
-)
 # Options that are columns of the chat table.
 CHAT_COLUMNS = ("model", "provider", "instructions", "metadata")
-_JS_SPELLINGS = {
-    "maxCorrections": "max_corrections",
-    "maxTokens": "max_tokens",
-    "maxToolCalls": "max_tool_calls",
-    "requestTimeout": "request_timeout",
-    "toolCalls": "tool_calls",
-    "toolChoice": "tool_choice",
-    "toolConcurrency": "tool_concurrency",
-    "toolExecution": "tool_execution",
-}
 _STRING_OPTIONS = ("model", "provider", "instructions")
 _MESSAGE_ID_CHUNK = 5000
 
@@ -69,8 +45,7 @@ _MESSAGE_ID_CHUNK = 5000
 def merge_options(options: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     if options is not None and not isinstance(options, Mapping):
         raise TypeError(f"options must be a mapping, not {type(options).__name__}")
-    merged = {**(options or {}), **kwargs}
-    return {_JS_SPELLINGS.get(k, k): v for k, v in merged.items()}
+    return {**(options or {}), **kwargs}
 
 
 def check_metadata(metadata: Any) -> None:
@@ -135,9 +110,9 @@ class ChatStream:
     async def _run(self) -> AsyncGenerator[ChatChunk, None]:
         chat = self._chat
         async with chat._lock:
-            turn = await chat._begin(self._content)
+            turn, start = await chat._begin(self._content, self._options)
             try:
-                async for chunk in chat.core.stream(self._content, **self._options):
+                async for chunk in chat.core.run_turn(start, stream=True):
                     chat._recorder.on_chunk(chunk)
                     yield chunk
             except BaseException as exc:
@@ -147,8 +122,8 @@ class ChatStream:
             self.message = await chat._recorder.finish(chat.core.last_response)
 
 
-class Chat:
-    """A persisted chat. Fluent configuration and hooks pass through to the core chat."""
+class Chat(ChatConfig):
+    """A persisted chat. Fluent configuration and hooks are the core chat's (ChatConfig)."""
 
     def __init__(
         self,
@@ -189,32 +164,36 @@ class Chat:
 
     # ---- turns ---------------------------------------------------------------------------
 
-    async def ask(self, message: str, **options: Any) -> MessageRecord:
+    async def ask(self, message: str, **options: Unpack[AskOptions]) -> MessageRecord:
         """Send `message`; returns the stored assistant row."""
+        checked = self.core.ask_options(options)
         async with self._lock:
-            turn = await self._begin(message)
+            turn, start = await self._begin(message, checked)
             try:
-                response = await self.core.ask(message, **options)
+                response = await self.core.complete(start)
             except BaseException as exc:
                 await self._fail(turn, exc)
                 raise
             return await self._recorder.finish(response)
 
-    def ask_stream(self, message: str, **options: Any) -> ChatStream:
+    def ask_stream(self, message: str, **options: Unpack[AskOptions]) -> ChatStream:
         """Stream the answer to `message`; nothing is written between the chunks of a round."""
         if not isinstance(message, str):
             raise TypeError(f"message must be a string, not {type(message).__name__}")
-        return ChatStream(self, message, options)
+        return ChatStream(self, message, self.core.ask_options(options))
 
     stream = ask_stream
 
-    async def _begin(self, message: str) -> Turn:
+    async def _begin(self, message: str, options: dict[str, Any]) -> tuple[Turn, TurnStart]:
         if not isinstance(message, str):
             raise TypeError(f"message must be a string, not {type(message).__name__}")
         await self._load_history()
         await self._save_config()
         core = self.core
-        turn = self._recorder.new_turn(message, model=core.model, provider=core.provider.name)
+        # The on_request middlewares run first, so the user row stores what they left.
+        start = await core.start_turn(message, options)
+        content = start.user.content if start.user is not None else message
+        turn = self._recorder.new_turn(content or "", model=core.model, provider=core.provider.name)
         try:
             newer = await self._recorder.begin(turn, self._cursor, self._known)
         except Exception as exc:
@@ -228,7 +207,7 @@ class Chat:
             self._known += await self._catch_up(exclude={turn.user["id"], turn.message_id})
         self._known += 2
         self._cursor = (turn.placeholder["createdAt"], turn.message_id)
-        return turn
+        return turn, start
 
     async def _fail(self, turn: Turn, error: BaseException) -> None:
         left = await self._recorder.fail(turn, error)
@@ -332,117 +311,32 @@ class Chat:
         """Delete the chat with its messages, tool calls, requests and agent session."""
         await self.store.delete_chat(self.id)
 
-    # ---- fluent configuration (delegated to the core chat) -------------------------------
+    # ---- fluent configuration: ChatConfig's methods, configuring the core chat ----------
 
-    def with_instructions(self, text: str, replace: bool = False) -> Chat:
+    def _core(self) -> CoreChat:
+        return self.core
+
+    def with_instructions(self, text: str, replace: bool = False) -> Self:
         if replace and not self._history_loaded:
             # The stored instructions are replaced, so history loading must not bring them back.
             self._stored_instructions_replaced = True
-        self.core.with_instructions(text, replace=replace)
+        super().with_instructions(text, replace)
         self._config_changed = True
         return self
 
-    system = with_instructions
-
-    def with_temperature(self, temperature: float | None) -> Chat:
-        self.core.with_temperature(temperature)
-        return self
-
-    def with_model(self, model: str) -> Chat:
-        self.core.with_model(model)
+    def with_model(self, model: str) -> Self:
+        super().with_model(model)
         self._config_changed = True
         return self
 
-    def with_provider(self, name: str, model: str | None = None) -> Chat:
-        self.core.with_provider(name, model)
+    def with_provider(self, name: str, model: str | None = None) -> Self:
+        super().with_provider(name, model)
         self._config_changed = True
         return self
 
-    def with_tool(self, tool: Tool | type[Tool]) -> Chat:
-        self.core.with_tool(tool)
-        return self
 
-    def with_tools(self, *tools: Tool | type[Tool], replace: bool = False) -> Chat:
-        self.core.with_tools(*tools, replace=replace)
-        return self
-
-    use = with_tool
-
-    def with_schema(self, schema: type[BaseModel] | dict[str, Any] | None) -> Chat:
-        self.core.with_schema(schema)
-        return self
-
-    def with_params(self, **params: Any) -> Chat:
-        self.core.with_params(**params)
-        return self
-
-    def with_thinking(self, budget_tokens: int | None = None, **options: Any) -> Chat:
-        self.core.with_thinking(budget_tokens, **options)
-        return self
-
-    def with_effort(self, effort: str) -> Chat:
-        self.core.with_effort(effort)
-        return self
-
-    def with_tool_concurrency(self, concurrency: int) -> Chat:
-        self.core.with_tool_concurrency(concurrency)
-        return self
-
-    def with_tool_execution(self, mode: str) -> Chat:
-        self.core.with_tool_execution(mode)
-        return self
-
-    def with_tool_choice(self, choice: str | None) -> Chat:
-        self.core.with_tool_choice(choice)
-        return self
-
-    def with_tool_calls(self, parallel: bool | None) -> Chat:
-        self.core.with_tool_calls(parallel)
-        return self
-
-    # ---- hooks (delegated) ---------------------------------------------------------------
-
-    def on_tool_call_start(self, hook: Hook) -> Chat:
-        self.core.on_tool_call_start(hook)
-        return self
-
-    on_tool_call = on_tool_call_start
-
-    def on_tool_call_end(self, hook: Hook) -> Chat:
-        self.core.on_tool_call_end(hook)
-        return self
-
-    def on_tool_result(self, hook: Hook) -> Chat:
-        self.core.on_tool_result(hook)
-        return self
-
-    def on_tool_call_error(self, hook: Hook) -> Chat:
-        self.core.on_tool_call_error(hook)
-        return self
-
-    def on_confirm_tool_call(self, hook: Hook) -> Chat:
-        self.core.on_confirm_tool_call(hook)
-        return self
-
-    def after_response(self, hook: Hook) -> Chat:
-        self.core.after_response(hook)
-        return self
-
-    def on_before_request(self, hook: Hook) -> Chat:
-        self.core.on_before_request(hook)
-        return self
-
-    def on_new_message(self, hook: Hook) -> Chat:
-        self.core.on_new_message(hook)
-        return self
-
-    def on_end_message(self, hook: Hook) -> Chat:
-        self.core.on_end_message(hook)
-        return self
-
-
-def _core_options(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if k in RUNTIME_OPTIONS and k != "persistence"}
+def _core_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k in CHAT_OPTIONS}
 
 
 def _check_types(options: Mapping[str, Any]) -> None:
@@ -454,25 +348,42 @@ def _check_types(options: Mapping[str, Any]) -> None:
         check_metadata(options["metadata"])
 
 
+def _table_names(
+    positional: TableNamesLike | None, options: Mapping[str, Any], where: str
+) -> TableNames:
+    """The table names given positionally or as the `tableNames` option (not both)."""
+    from_options = options.get("tableNames")
+    if positional is not None and from_options is not None:
+        raise TypeError(f"{where}: table names given twice (positionally and as tableNames)")
+    return TableNames.coerce(positional if positional is not None else from_options)
+
+
 async def create_chat(
     db: Any,
     llm: LLM,
     options: Mapping[str, Any] | None = None,
-    table_names: TableNames | dict[str, Any] | None = None,
-    **kwargs: Any,
+    table_names: TableNamesLike | None = None,
+    **kwargs: Unpack[CreateChatOptions],
 ) -> Chat:
     """Create a chat row and return a Chat that persists every turn.
 
-    Options are `model`, `provider`, `instructions`, `metadata` (columns), runtime options
-    (`temperature`, `max_tokens`, `thinking`, `persistence`...) and any custom column of the
-    chat table (`userId`...). An unknown column raises before anything is written.
+    Options (keywords, or a JS-style mapping) are `model`, `provider`, `instructions`,
+    `metadata` (columns), the chat options (`temperature`, `maxTokens`...; see
+    `ChatOptions`), `persistence`, `tableNames`, and, in the mapping, any custom column of the
+    chat table (`{"userId": "u-42"}`). An unknown column raises before anything is written.
     """
     check_llm(llm)
     opts = merge_options(options, kwargs)
     _check_types(opts)
+    names = _table_names(table_names, opts, "create_chat")
     persistence = Persistence.coerce(opts.get("persistence"))
-    store = await open_store(db, TableNames.coerce(table_names))
-    custom = {k: v for k, v in opts.items() if k not in RUNTIME_OPTIONS and k not in CHAT_COLUMNS}
+    runtime = _core_options(opts)
+    # Checked before anything is written: a bad value raises naming its option.
+    llm.chat(opts.get("model"), **runtime) if opts.get("provider") is None else None
+    store = await open_store(db, names)
+    custom = {
+        k: v for k, v in opts.items() if k not in CREATE_CHAT_OPTIONS and k not in CHAT_COLUMNS
+    }
     if custom:
         columns = await store.chat_columns()
         reserved = {"id", "createdAt", "updatedAt"}
@@ -484,7 +395,7 @@ async def create_chat(
                 f"{sorted(RUNTIME_OPTIONS)}"
             )
     chat_llm = llm.with_provider(opts["provider"]) if opts.get("provider") else llm
-    core = chat_llm.chat(opts.get("model"), **_core_options(opts))
+    core = chat_llm.chat(opts.get("model"), **runtime)
     if opts.get("instructions"):
         core.with_instructions(opts["instructions"])
     now = utc_now()
@@ -506,22 +417,43 @@ async def load_chat(
     db: Any,
     llm: LLM,
     chat_id: str,
-    options: Mapping[str, Any] | None = None,
-    table_names: TableNames | dict[str, Any] | None = None,
-    **kwargs: Any,
+    options: Mapping[str, Any] | TableNamesLike | None = None,
+    table_names: TableNamesLike | None = None,
+    **kwargs: Unpack[LoadChatOptions],
 ) -> Chat | None:
-    """Load a stored chat (None if there is none); its history is read at the first turn."""
+    """Load a stored chat (None if there is none); its history is read at the first turn.
+
+    The 4th argument is the options or, as in the seed README's `loadChat(prisma, llm,
+    chatId, tableNames)`, the table names; anything else raises.
+    """
     check_llm(llm)
     if not isinstance(chat_id, str):
         raise TypeError(f"chat_id must be a string, not {type(chat_id).__name__}")
-    opts = merge_options(options, kwargs)
+    given, positional_names = options_or_table_names(
+        options, where="load_chat", option_keys=LOAD_CHAT_OPTIONS
+    )
+    if positional_names is not None and table_names is not None:
+        raise TypeError("load_chat: table names given twice")
+    opts = merge_options(given, kwargs)
+    unknown = sorted(set(opts) - LOAD_CHAT_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"unknown load_chat option {', '.join(map(repr, unknown))}; the options are "
+            f"{sorted(LOAD_CHAT_OPTIONS)}"
+        )
     _check_types(opts)
+    names = _table_names(positional_names or table_names, opts, "load_chat")
     persistence = Persistence.coerce(opts.get("persistence"))
-    store = await open_store(db, TableNames.coerce(table_names))
+    runtime = _core_options(opts)
+    llm.chat(opts.get("model"), **runtime) if opts.get("provider") is None else None
+    store = await open_store(db, names)
     record = await store.get_chat(chat_id)
     if record is None:
         return None
     provider = opts.get("provider") or record.provider
     chat_llm = llm.with_provider(provider) if provider else llm
-    core = chat_llm.chat(opts.get("model") or record.model, **_core_options(opts))
-    return Chat(store, record, core, persistence=persistence, history_loaded=False)
+    core = chat_llm.chat(opts.get("model") or record.model, **runtime)
+    chat = Chat(store, record, core, persistence=persistence, history_loaded=False)
+    if opts.get("instructions"):
+        chat.with_instructions(opts["instructions"], replace=True)
+    return chat

@@ -75,7 +75,7 @@ class TurnRecorder:
 
     def attach(self, core: CoreChat) -> None:
         core.request_hooks.append(self._on_request)
-        core.end_message_hooks.append(self._on_end_message)
+        core.response_hooks.append(self._on_end_message)
         core.tool_round_start_hooks.append(self._on_tool_round_start)
         core.tool_round_end_hooks.append(self._on_tool_round_end)
 
