@@ -93,13 +93,14 @@ async def attach_counter(store: SqlStore, counter: StatementCounter) -> None:
     """Count what the driver executes: SQLite's trace callback sees every statement,
     transaction control included; on PostgreSQL, SQLAlchemy's cursor events see every
     data statement (asyncpg's own BEGIN/COMMIT of a multi-statement call are not seen)."""
-    shared = store._s
-    lease = await shared.acquire()
-    shared.release(lease)
-    if shared.name == "sqlite":
-        for lease in shared.all:
+    if store.dialect == "sqlite":
+        pool = store._s.pool  # SQLite: the pool's one connection
+        lease = await pool.acquire()
+        try:
             raw = lease._raw  # type: ignore[attr-defined]
             await lease._driver._execute(raw.set_trace_callback, counter)  # type: ignore[attr-defined]
+        finally:
+            pool.release(lease)
         return
     event.listen(
         store.engine.sync_engine,

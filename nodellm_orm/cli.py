@@ -32,13 +32,14 @@ from pydantic import BaseModel
 from .core.errors import LLMError
 from .core.llm import LLM, create_llm, provider_class, provider_names
 from .core.tools import Tool
-from .migrations.runner import MigrationError, async_url, migrate_url
+from .migrations.runner import MigrationError, migrate_url
 from .orm.chat import create_chat, load_chat
 from .orm.options import TableNames
 from .orm.records import ChatRecord, MessageRecord, ToolCallRecord
 from .schema import PROVIDERS, datasource_provider, parse_models, schema_for
 from .stores.base import StoreError
 from .stores.sql import SqlStore, connect
+from .stores.urls import async_url
 
 T = TypeVar("T")
 

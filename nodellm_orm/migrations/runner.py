@@ -39,8 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+# URL helpers live with the store; re-exported here for callers of the runner.
+from ..stores.urls import async_url, engine_for_url, postgres_schema
 
 from ..stores.tables import DEFAULT_TABLE_NAMES
 from .compare import SchemaState, inspect_schema
@@ -318,52 +320,6 @@ def split_sqlite_script(script: str) -> list[str]:
 
 def _only_comments(sql: str) -> bool:
     return all(not line.strip() or line.strip().startswith("--") for line in sql.splitlines())
-
-
-def async_url(url: str) -> str:
-    """An SQLAlchemy async URL for a SQLAlchemy, Prisma-style or plain database URL.
-
-    `file:./dev.db` (Prisma's SQLite form), `sqlite:///x.db` and a bare path become
-    `sqlite+aiosqlite:///...`; `postgresql://` / `postgres://` become `postgresql+asyncpg://`.
-    Prisma's `?schema=` parameter is dropped because asyncpg does not accept it.
-    """
-    if url.startswith("file:"):
-        return "sqlite+aiosqlite:///" + url.removeprefix("file:").split("?", 1)[0]
-    if "://" not in url:
-        return "sqlite+aiosqlite:///" + url
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite" and parsed.drivername == "sqlite":
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
-    elif backend in ("postgresql", "postgres") and "+" not in parsed.drivername:
-        parsed = parsed.set(drivername="postgresql+asyncpg")
-    if parsed.get_backend_name() in ("postgresql", "postgres"):
-        query = {k: v for k, v in parsed.query.items() if k != "schema"}
-        parsed = parsed.set(drivername=parsed.drivername.replace("postgres+", "postgresql+"))
-        parsed = parsed.set(query=query)
-    return parsed.render_as_string(hide_password=False)
-
-
-def postgres_schema(url: str) -> str | None:
-    """The PostgreSQL schema named by Prisma's `?schema=` parameter, if any."""
-    if "://" not in url:
-        return None
-    schema = make_url(url).query.get("schema")
-    if isinstance(schema, str) and make_url(async_url(url)).get_backend_name() == "postgresql":
-        return schema
-    return None
-
-
-def engine_for_url(url: str, **engine_kwargs: Any) -> AsyncEngine:
-    """An async engine for any URL form `async_url` accepts, honouring `?schema=`."""
-    schema = postgres_schema(url)
-    if schema is not None:
-        connect_args = dict(engine_kwargs.pop("connect_args", {}))
-        settings = dict(connect_args.get("server_settings", {}))
-        settings.setdefault("search_path", schema)
-        connect_args["server_settings"] = settings
-        engine_kwargs["connect_args"] = connect_args
-    return create_async_engine(async_url(url), **engine_kwargs)
 
 
 async def ensure_schema(engine: AsyncEngine, url: str) -> None:

@@ -10,9 +10,10 @@ How it stays fast (figures in benchmarks/store_bench.py):
   operation's statements and its commit as one function in that worker thread, one hop.
   On PostgreSQL the held connection is in autocommit mode, so a one-statement operation is
   one round trip, and `finish_turn` is a single statement (a data-modifying CTE).
-- The store holds its connections (checked out of the engine's pool once) instead of paying
-  a pool checkout and reset per operation. SQLite gets one connection, serialised by a lock,
-  since SQLite has one writer anyway; PostgreSQL keeps one per concurrently busy task.
+- The store holds its connections (its own bounded pool, `connection.py`) instead of paying
+  a pool checkout and reset per operation. SQLite gets one connection, operations taking
+  turns, since SQLite has one writer anyway; PostgreSQL up to pool_size + max_overflow.
+- What differs between the databases is asked of one dialect object (`dialects.py`).
 
 SQLite runs with journal_mode=WAL and synchronous=NORMAL: a commit survives a crash of the
 process (the WAL is written before commit returns); a power loss or OS crash may lose the last
@@ -23,16 +24,12 @@ DateTime values come back as aware UTC datetimes; naive datetimes given are take
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import json
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -42,9 +39,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    cast,
     delete,
-    event,
     func,
     insert,
     literal_column,
@@ -52,10 +47,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.types import NullType
 
@@ -70,15 +63,16 @@ from ..orm.records import (
     columns,
 )
 from .base import Cursor, Row, StoreError, turn_rows
+from .connection import Lease, Pool, Step
+from .dialects import SqlDialect, dialect_for_url, dialect_of
 from .tables import (
     Tables,
     build_tables,
     encode_json,
     from_db_datetime,
     resolve_names,
-    to_epoch_ms,
-    to_naive_utc,
 )
+from .urls import async_url, engine_for_url, normalize_url
 
 __all__ = ["SqlStore", "connect", "normalize_url"]
 
@@ -90,17 +84,7 @@ _REQUEST_FIELDS = columns(RequestRecord)
 _SESSION_FIELDS = columns(AgentSessionRecord)
 
 
-def normalize_url(url: str) -> str:
-    """Map sync-looking and Prisma-style URLs to the async drivers (see `async_url`)."""
-    from ..migrations.runner import async_url
-
-    return async_url(url)
-
-
 # --- statements -----------------------------------------------------------------------------
-
-# (sql, args, what to return: False = rowcount, True = rows, a function = built from rows)
-Step = tuple[str, tuple[Any, ...], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,239 +105,57 @@ def _message_records(rows: list[Any]) -> list[MessageRecord]:
     ]
 
 
-# --- connections ----------------------------------------------------------------------------
-
-
-class _Lease(Protocol):
-    conn: AsyncConnection
-
-    async def run(self, steps: Sequence[Step], *, in_tx: bool) -> list[Any]: ...
-    async def begin(self) -> None: ...
-    async def commit(self) -> None: ...
-    async def rollback(self) -> None: ...
-
-
-def _fetch(fetchall: Callable[[], Sequence[Any]], build: Any) -> Any:
-    """Fetch rows (and build records when `build` is a function) with the GC paused.
-
-    A 10,000-message chat allocates ~200,000 tracked objects; letting the cyclic GC rescan
-    them while they are created cost about a third of the load time when measured.
-    """
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        data = fetchall()
-        return build(data) if callable(build) else data
-    finally:
-        if paused:
-            gc.enable()
-
-
-def _sqlite_run(raw: sqlite3.Connection, steps: Sequence[Step], autocommit: bool) -> list[Any]:
-    # Runs in aiosqlite's worker thread: every statement and the commit in one hop.
-    out: list[Any] = []
-    try:
-        for sql, args, rows in steps:
-            cur = raw.execute(sql, args)
-            out.append(_fetch(cur.fetchall, rows) if rows else cur.rowcount)
-            cur.close()
-        if autocommit and raw.in_transaction:
-            raw.commit()
-    except BaseException:
-        if autocommit and raw.in_transaction:
-            raw.rollback()
-        raise
-    return out
-
-
-class _SqliteLease:
-    def __init__(self, conn: AsyncConnection, driver: Any) -> None:
-        self.conn = conn
-        self._driver = driver
-        self._raw: sqlite3.Connection = driver._conn
-
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return await self._driver._execute(fn, *args)
-        except sqlite3.Error as exc:
-            stmt = args[1][0][0] if fn is _sqlite_run and args[1] else ""
-            raise sa_exc.DBAPIError.instance(stmt, None, exc, sqlite3.Error) from exc
-
-    async def run(self, steps: Sequence[Step], *, in_tx: bool) -> list[Any]:
-        result: list[Any] = await self._call(_sqlite_run, self._raw, steps, not in_tx)
-        return result
-
-    async def begin(self) -> None:
-        # IMMEDIATE takes the write lock up front, so another process cannot make a deferred
-        # transaction fail half-way with SQLITE_BUSY; busy_timeout makes this wait instead.
-        await self._call(self._raw.execute, "BEGIN IMMEDIATE")
-
-    async def commit(self) -> None:
-        await self._call(self._raw.commit)
-
-    async def rollback(self) -> None:
-        await self._call(self._raw.rollback)
-
-
-class _PgLease:
-    def __init__(self, conn: AsyncConnection, driver: Any) -> None:
-        self.conn = conn
-        self._driver = driver
-        self._tx: Any = None
-
-    async def run(self, steps: Sequence[Step], *, in_tx: bool) -> list[Any]:
-        if len(steps) > 1 and not in_tx:
-            async with self._driver.transaction():
-                return await self._exec(steps)
-        return await self._exec(steps)
-
-    async def _exec(self, steps: Sequence[Step]) -> list[Any]:
-        out: list[Any] = []
-        for sql, args, rows in steps:
-            res = await self.conn.exec_driver_sql(sql, args)
-            out.append(_fetch(res.all, rows) if rows else res.rowcount)
-        return out
-
-    async def begin(self) -> None:
-        self._tx = self._driver.transaction()
-        await self._tx.start()
-
-    async def commit(self) -> None:
-        tx, self._tx = self._tx, None
-        await tx.commit()
-
-    async def rollback(self) -> None:
-        tx, self._tx = self._tx, None
-        await tx.rollback()
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    for pragma in (
-        "PRAGMA journal_mode=WAL",
-        "PRAGMA synchronous=NORMAL",
-        "PRAGMA foreign_keys=ON",
-        "PRAGMA busy_timeout=5000",
-    ):
-        cur.execute(pragma)
-    cur.close()
+# --- what stores over one engine share ------------------------------------------------------
 
 
 class _Shared:
-    """What every store bound to one engine shares: connections, caches, the open transaction."""
+    """What every store bound to one engine shares: its dialect, connections and caches."""
 
-    def __init__(self, engine: AsyncEngine, *, owns_engine: bool) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        owns_engine: bool,
+        pool_size: int | None = None,
+        max_overflow: int | None = None,
+    ) -> None:
         self.engine = engine
         self.owns_engine = owns_engine
-        self.dialect: Dialect = engine.dialect
-        self.name = engine.dialect.name
-        if self.name not in ("sqlite", "postgresql"):
-            raise StoreError(f"SqlStore supports sqlite and postgresql, not {self.name!r}")
-        self.current: ContextVar[_Lease | None] = ContextVar(f"nodellm_tx_{id(self)}", default=None)
-        self.lock = asyncio.Lock()
-        self.sqlite_lease: _Lease | None = None
-        self.idle: list[_Lease] = []
-        self.all: list[_Lease] = []
+        self.sa_dialect: Dialect = engine.dialect
+        self.dialect: SqlDialect = dialect_of(engine.dialect)
+        self.name = self.dialect.name
+        size, overflow = self.dialect.pool_bounds(pool_size, max_overflow)
+        dialect = self.dialect
+
+        def open_lease(conn: AsyncConnection) -> Awaitable[Lease]:
+            return dialect.open_lease(conn, owns_engine=owns_engine)
+
+        self.pool = Pool(engine, open_lease, size=size, overflow=overflow)
         self.tables: dict[str, str] | None = None  # lower-case name -> actual name
         self.columns: dict[str, tuple[str, ...]] = {}
         self.compiled: dict[Any, _Sql] = {}
         self.bound: dict[tuple[str, ...], SqlStore] = {}
-        self.closed = False
-
-    async def _new_lease(self) -> _Lease:
-        if self.closed:
-            raise StoreError("the store is closed")
-        conn = await self.engine.connect()
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        lease: _Lease
-        if self.name == "sqlite":
-            if not hasattr(driver, "_execute") or not hasattr(driver, "_conn"):
-                await conn.close()
-                raise StoreError("SqlStore on SQLite needs the aiosqlite driver")
-            lease = _SqliteLease(conn, driver)
-            if not self.owns_engine:
-                # A user's engine may lack our connect hook; cascades need foreign keys on.
-                await lease.run(
-                    [
-                        ("PRAGMA foreign_keys=ON", (), False),
-                        ("PRAGMA busy_timeout=5000", (), False),
-                    ],
-                    in_tx=True,
-                )
-        else:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            lease = _PgLease(conn, driver)
-        self.all.append(lease)
-        return lease
-
-    async def acquire(self) -> _Lease:
-        if self.name == "sqlite":
-            await self.lock.acquire()
-            try:
-                if self.sqlite_lease is None:
-                    self.sqlite_lease = await self._new_lease()
-            except BaseException:
-                self.lock.release()
-                raise
-            return self.sqlite_lease
-        if self.idle:
-            return self.idle.pop()
-        return await self._new_lease()
-
-    def release(self, lease: _Lease) -> None:
-        if self.name == "sqlite":
-            self.lock.release()
-        else:
-            self.idle.append(lease)
 
     async def run(self, steps: Sequence[Step]) -> list[Any]:
-        lease = self.current.get()
-        if lease is not None:
-            return await lease.run(steps, in_tx=True)
-        lease = await self.acquire()
-        try:
-            return await lease.run(steps, in_tx=False)
-        finally:
-            self.release(lease)
+        return await self.pool.run(steps)
 
     async def table_map(self) -> dict[str, str]:
         if self.tables is None:
-            if self.name == "sqlite":
-                sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
-            else:
-                sql = (
-                    "SELECT table_name FROM information_schema.tables "
-                    "WHERE table_schema = current_schema()"
-                )
-            (rows,) = await self.run([(sql, (), True)])
+            (rows,) = await self.run([(self.dialect.tables_sql, (), True)])
             self.tables = {r[0].lower(): r[0] for r in rows}
         return self.tables
 
     async def table_columns(self, table: str) -> tuple[str, ...]:
         cols = self.columns.get(table)
         if cols is None:
-            if self.name == "sqlite":
-                step: Step = ("SELECT name FROM pragma_table_info(?) ORDER BY cid", (table,), True)
-            else:
-                step = (
-                    "SELECT column_name FROM information_schema.columns WHERE "
-                    "table_schema = current_schema() AND table_name = $1 "
-                    "ORDER BY ordinal_position",
-                    (table,),
-                    True,
-                )
-            (rows,) = await self.run([step])
+            (rows,) = await self.run([(self.dialect.columns_sql, (table,), True)])
             cols = self.columns[table] = tuple(r[0] for r in rows)
         return cols
 
     async def close(self) -> None:
-        if self.closed:
+        if self.pool.closed:
             return
-        self.closed = True
-        leases, self.all, self.idle, self.sqlite_lease = self.all, [], [], None
-        for lease in leases:
-            await lease.conn.close()
+        await self.pool.close()
         if self.owns_engine:
             await self.engine.dispose()
 
@@ -379,16 +181,28 @@ class SqlStore:
         self._t: Tables = build_tables(names)
         self._chat_table: Table | None = None
         self._chat_cols: frozenset[str] | None = None
-        sqlite = shared.name == "sqlite"
-        self._dt: Callable[[datetime], Any] = to_epoch_ms if sqlite else to_naive_utc
-        self._json_text = sqlite
+        self._d: SqlDialect = shared.dialect
+        self._dt: Callable[[datetime], Any] = shared.dialect.encode_datetime
+        self._json_text = shared.dialect.json_as_text
 
     # -- construction
 
     @classmethod
-    def from_engine(cls, engine: AsyncEngine) -> SqlStore:
-        """A store over a user's engine; close() releases the store's connections only."""
-        return cls(_Shared(engine, owns_engine=False), resolve_names(None), checked=False)
+    def from_engine(
+        cls,
+        engine: AsyncEngine,
+        *,
+        pool_size: int | None = None,
+        max_overflow: int | None = None,
+    ) -> SqlStore:
+        """A store over a user's engine; close() releases the store's connections only.
+
+        The store keeps its own bounded set of the engine's connections (see `connect`);
+        keep the engine's pool at least `pool_size + max_overflow` large, or callers wait in
+        the engine's pool, with its timeout.
+        """
+        shared = _Shared(engine, owns_engine=False, pool_size=pool_size, max_overflow=max_overflow)
+        return cls(shared, resolve_names(None), checked=False)
 
     @property
     def dialect(self) -> str:
@@ -443,23 +257,8 @@ class SqlStore:
 
         On SQLite the block holds the store's only connection: keep it short.
         """
-        shared = self._s
-        if shared.current.get() is not None:
+        async with self._s.pool.transaction():
             yield
-            return
-        lease = await shared.acquire()
-        token = shared.current.set(lease)
-        try:
-            await lease.begin()
-            try:
-                yield
-            except BaseException:
-                await lease.rollback()
-                raise
-            await lease.commit()
-        finally:
-            shared.current.reset(token)
-            shared.release(lease)
 
     # -- helpers
 
@@ -468,7 +267,7 @@ class SqlStore:
         sql = self._s.compiled.get(full)
         if sql is None:
             c = build().compile(
-                dialect=self._s.dialect, compile_kwargs={"render_postcompile": True}
+                dialect=self._s.sa_dialect, compile_kwargs={"render_postcompile": True}
             )
             positions: Sequence[str] = getattr(c, "positiontup", None) or ()
             sql = _Sql(c.string, tuple(positions))
@@ -476,14 +275,7 @@ class SqlStore:
         return sql
 
     def _order_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
-        """createdAt as one comparable value, whichever form SQLite holds it in."""
-        if self._s.name != "sqlite":
-            return col
-        # Literal constants, not bind parameters: the compiled SQL is cached and reused.
-        unix_epoch_jd: ColumnElement[Any] = literal_column("2440587.5")
-        ms_per_day: ColumnElement[Any] = literal_column("86400000.0")
-        as_ms = cast(func.round((func.julianday(col) - unix_epoch_jd) * ms_per_day), Integer)
-        return case((func.typeof(col) == literal_column("'text'"), as_ms), else_=col)
+        return self._d.order_key(col)
 
     def _encode(self, row: Row, json_fields: frozenset[str] = _JSON_FIELDS) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -668,7 +460,7 @@ class SqlStore:
         # (createdAt index). PostgreSQL's planner weighs both from statistics. SQLite has none
         # and would guess; there, given the caller's count, a covering count of the chat's
         # index entries (~0.03 µs each, no row lookups) is cheap and predictable.
-        by_count = known is not None and self._s.name == "sqlite"
+        by_count = known is not None and self._d.count_by_known
 
         def build() -> ClauseElement:
             prev = m.alias("prev")
@@ -848,7 +640,7 @@ class SqlStore:
                 .values({k: bindparam(f"u_{k}", type_=m.c[k].type) for k in ukeys})
             )
 
-        if self._s.name == "postgresql":
+        if self._d.finish_in_one_statement:
             # One statement, atomic by itself: the UPDATE rides along as a data-modifying CTE.
             n = len(enc_reqs)
 
@@ -963,29 +755,40 @@ _loads = json.loads
 
 
 async def connect(
-    url: str = "sqlite:///nodellm.db", *, migrate: bool = True, **engine_kwargs: Any
+    url: str = "sqlite:///nodellm.db",
+    *,
+    migrate: bool = True,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+    **engine_kwargs: Any,
 ) -> SqlStore:
     """Open (and by default migrate) a database; the store owns its engine and closes it.
 
     Accepts `sqlite:///path.db`, Prisma's `file:./dev.db`, `postgresql://...` (with Prisma's
-    `?schema=`), and SQLAlchemy async URLs.
+    `?schema=`), and SQLAlchemy async URLs on the drivers the store drives (aiosqlite,
+    asyncpg); another driver (`postgresql+psycopg://`, `sqlite+pysqlite://`) is refused with
+    a StoreError naming it.
+
+    Connections: on PostgreSQL at most `pool_size` (default 5) + `max_overflow` (default 10)
+    are open at once; more concurrent calls wait their turn, without a timeout. `pool_size`
+    stay open when idle, overflow ones close as soon as nobody waits. On SQLite the store runs
+    on one connection (pool_size 1, max_overflow 0; other values are refused). A call that is
+    cancelled or loses its connection never poisons the store (see `connection.py`).
+    `engine_kwargs` go to SQLAlchemy's create_async_engine.
     """
-    from ..migrations.runner import engine_for_url, ensure_schema
+    from ..migrations.runner import ensure_schema
     from ..migrations.runner import migrate as run_migrations
 
-    target = make_url(normalize_url(url))
-    kwargs = dict(engine_kwargs)
-    if target.get_backend_name() == "sqlite" and target.database in (None, "", ":memory:"):
-        # One shared connection, or every checkout would see its own empty database.
-        kwargs.setdefault("poolclass", StaticPool)
-    engine = engine_for_url(url, **kwargs)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    dialect = dialect_for_url(make_url(async_url(url)))
+    dialect.pool_bounds(pool_size, max_overflow)  # refuse bad values before connecting
+    database = make_url(async_url(url)).database
+    engine = engine_for_url(url, **{**dialect.engine_defaults(database), **engine_kwargs})
+    dialect.prepare_engine(engine)
     try:
         if migrate:
             await ensure_schema(engine, url)
             await run_migrations(engine)
-        shared = _Shared(engine, owns_engine=True)
+        shared = _Shared(engine, owns_engine=True, pool_size=pool_size, max_overflow=max_overflow)
     except BaseException:
         await engine.dispose()
         raise

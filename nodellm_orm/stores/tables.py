@@ -87,7 +87,7 @@ def encode_json(value: Any, *, field: str = "metadata") -> str | None:
         raise TypeError(f"{field} must be JSON-serialisable: {exc}") from exc
 
 
-class _SqliteDateTime(UserDefinedType[Any]):
+class SqliteDateTime(UserDefinedType[Any]):
     """Declared DATETIME like Prisma's DDL; holds INTEGER milliseconds (SQLite is untyped)."""
 
     cache_ok = True
@@ -96,19 +96,24 @@ class _SqliteDateTime(UserDefinedType[Any]):
         return "DATETIME"
 
 
+def _dialect(dialect: Dialect) -> Any:
+    # Imported here: the store's dialects module builds on this one.
+    from .dialects import dialect_for
+
+    return dialect_for(dialect.name)
+
+
 class PrismaDateTime(TypeDecorator[datetime]):
     impl = postgresql.TIMESTAMP(precision=3)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(_SqliteDateTime())
-        return dialect.type_descriptor(postgresql.TIMESTAMP(precision=3))
+        return dialect.type_descriptor(_dialect(dialect).datetime_type())
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        return to_epoch_ms(value) if dialect.name == "sqlite" else to_naive_utc(value)
+        return _dialect(dialect).encode_datetime(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         return from_db_datetime(value)
@@ -119,17 +124,13 @@ class PrismaJson(TypeDecorator[Any]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.JSONB())
-        return dialect.type_descriptor(Text())
+        return dialect.type_descriptor(_dialect(dialect).json_type())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if dialect.name == "postgresql":
-            return value
-        return encode_json(value)
+        return encode_json(value) if _dialect(dialect).json_as_text else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        if dialect.name != "postgresql" and isinstance(value, str):
+        if _dialect(dialect).json_as_text and isinstance(value, str):
             return json.loads(value)
         return value
 

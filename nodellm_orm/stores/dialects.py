@@ -1,0 +1,236 @@
+"""What differs between SQLite and PostgreSQL for the sql store: one object per database.
+
+`SqlStore` picks its dialect once, when it connects (`dialect_for`), and asks it instead of
+testing the database's name: how createdAt orders, how begin_turn counts, whether finish_turn
+is one statement, how dates and JSON are sent, how the catalogue is read, how many bind
+parameters one statement may carry, and how its connections are opened and bounded.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import Integer, case, cast, event, func, literal_column
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import Text, TypeEngine
+
+from .base import StoreError
+from .connection import Lease, PgLease, SqliteLease
+from .tables import SqliteDateTime, to_epoch_ms, to_naive_utc
+
+__all__ = [
+    "PostgresDialect",
+    "SqlDialect",
+    "SqliteDialect",
+    "dialect_for",
+    "dialect_for_url",
+    "dialect_of",
+]
+
+
+def _sqlite_variable_limit() -> int:
+    """The most `?` one statement may bind, as the linked SQLite library reports it."""
+    try:
+        with sqlite3.connect(":memory:") as probe:
+            return int(probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    except (AttributeError, sqlite3.Error):  # getlimit: Python 3.11+
+        # The compile-time default: 999 before SQLite 3.32, 32,766 since.
+        return 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+
+
+class SqlDialect:
+    """Per-database behaviour of `SqlStore` (see the module docstring)."""
+
+    name: ClassVar[str]
+    # The SQLAlchemy driver the store drives on this database (it calls into its connection).
+    driver: ClassVar[str]
+    example_url: ClassVar[str]
+    # Documented defaults of connect(pool_size=..., max_overflow=...).
+    pool_size: ClassVar[int]
+    max_overflow: ClassVar[int]
+    # Bind parameters one statement may carry.
+    max_params: ClassVar[int]
+    # Json fields are sent and read as text (SQLite) rather than JSONB text.
+    json_as_text: ClassVar[bool]
+    # begin_turn counts "rows after the cursor" from the chat's count and the caller's known
+    # count (cheap covering count) rather than with a windowed range scan.
+    count_by_known: ClassVar[bool]
+    # finish_turn's UPDATE rides on the request INSERT as a data-modifying CTE.
+    finish_in_one_statement: ClassVar[bool]
+    # The tables of the current schema; and a table's columns in order (one parameter).
+    tables_sql: ClassVar[str]
+    columns_sql: ClassVar[str]
+
+    def encode_datetime(self, value: datetime) -> Any:
+        raise NotImplementedError
+
+    def order_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
+        """createdAt as one comparable value."""
+        return col
+
+    def datetime_type(self) -> TypeEngine[Any]:
+        raise NotImplementedError
+
+    def json_type(self) -> TypeEngine[Any]:
+        raise NotImplementedError
+
+    def pool_bounds(self, pool_size: int | None, max_overflow: int | None) -> tuple[int, int]:
+        """The pool's (size, overflow), defaults filled in and values checked."""
+        size = self.pool_size if pool_size is None else pool_size
+        overflow = self.max_overflow if max_overflow is None else max_overflow
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"pool_size must be an integer >= 1, not {pool_size!r}")
+        if not isinstance(overflow, int) or isinstance(overflow, bool) or overflow < 0:
+            raise ValueError(f"max_overflow must be an integer >= 0, not {max_overflow!r}")
+        return size, overflow
+
+    def engine_defaults(self, database: str | None) -> dict[str, Any]:
+        """create_async_engine keywords for an engine the store owns.
+
+        The store's pool is the pool: the engine opens and closes real connections for it.
+        """
+        return {"poolclass": NullPool}
+
+    def prepare_engine(self, engine: AsyncEngine) -> None:
+        """Hook the store's per-connection settings onto an engine it owns."""
+
+    async def open_lease(self, conn: AsyncConnection, *, owns_engine: bool) -> Lease:
+        raise NotImplementedError
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    for pragma in (
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA foreign_keys=ON",
+        "PRAGMA busy_timeout=5000",
+    ):
+        cur.execute(pragma)
+    cur.close()
+
+
+class SqliteDialect(SqlDialect):
+    name = "sqlite"
+    driver = "aiosqlite"
+    example_url = "sqlite:///file.db"
+    # SQLite has one writer: the store runs every operation on one connection, in order.
+    pool_size = 1
+    max_overflow = 0
+    max_params = _sqlite_variable_limit()
+    json_as_text = True
+    # No planner statistics: SQLite would guess between the chatId and createdAt indexes.
+    count_by_known = True
+    finish_in_one_statement = False
+    tables_sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    columns_sql = "SELECT name FROM pragma_table_info(?) ORDER BY cid"
+
+    def encode_datetime(self, value: datetime) -> Any:
+        return to_epoch_ms(value)
+
+    def order_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
+        """Epoch milliseconds, whether the row holds them (ours, Prisma's native engine) or
+        ISO-8601 text (Prisma's JS driver adapters), so both kinds order together."""
+        # Literal constants, not bind parameters: the compiled SQL is cached and reused.
+        unix_epoch_jd: ColumnElement[Any] = literal_column("2440587.5")
+        ms_per_day: ColumnElement[Any] = literal_column("86400000.0")
+        as_ms = cast(func.round((func.julianday(col) - unix_epoch_jd) * ms_per_day), Integer)
+        return case((func.typeof(col) == literal_column("'text'"), as_ms), else_=col)
+
+    def datetime_type(self) -> TypeEngine[Any]:
+        return SqliteDateTime()
+
+    def json_type(self) -> TypeEngine[Any]:
+        return Text()
+
+    def pool_bounds(self, pool_size: int | None, max_overflow: int | None) -> tuple[int, int]:
+        size, overflow = super().pool_bounds(pool_size, max_overflow)
+        if (size, overflow) != (1, 0):
+            raise ValueError(
+                "on SQLite the store uses one connection (SQLite has one writer): "
+                f"pool_size must be 1 and max_overflow 0, not {size} and {overflow}"
+            )
+        return size, overflow
+
+    def engine_defaults(self, database: str | None) -> dict[str, Any]:
+        if database in (None, "", ":memory:"):
+            # One shared connection, or every checkout would see its own empty database.
+            return {"poolclass": StaticPool}
+        return super().engine_defaults(database)
+
+    def prepare_engine(self, engine: AsyncEngine) -> None:
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+
+    async def open_lease(self, conn: AsyncConnection, *, owns_engine: bool) -> Lease:
+        return await SqliteLease.open(conn, pragmas=not owns_engine)
+
+
+class PostgresDialect(SqlDialect):
+    name = "postgresql"
+    driver = "asyncpg"
+    example_url = "postgresql://user:password@host/db"
+    # SQLAlchemy's QueuePool defaults.
+    pool_size = 5
+    max_overflow = 10
+    # The wire protocol counts parameters in 16 bits; asyncpg refuses more than 32,767.
+    max_params = 32_767
+    json_as_text = False
+    # The planner weighs the chatId and createdAt indexes from statistics.
+    count_by_known = False
+    finish_in_one_statement = True
+    tables_sql = (
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+    )
+    columns_sql = (
+        "SELECT column_name FROM information_schema.columns WHERE "
+        "table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
+    )
+
+    def encode_datetime(self, value: datetime) -> Any:
+        return to_naive_utc(value)
+
+    def datetime_type(self) -> TypeEngine[Any]:
+        return postgresql.TIMESTAMP(precision=3)
+
+    def json_type(self) -> TypeEngine[Any]:
+        return postgresql.JSONB()
+
+    async def open_lease(self, conn: AsyncConnection, *, owns_engine: bool) -> Lease:
+        return await PgLease.open(conn)
+
+
+_DIALECTS: dict[str, SqlDialect] = {d.name: d for d in (SqliteDialect(), PostgresDialect())}
+
+
+def dialect_for(backend: str, driver: str | None = None) -> SqlDialect:
+    """The dialect of a database and driver the store can drive; StoreError names the rest."""
+    dialect = _DIALECTS.get("postgresql" if backend == "postgres" else backend)
+    if dialect is None:
+        raise StoreError(
+            f"SqlStore supports sqlite and postgresql, not {backend!r} "
+            "(for MySQL use the prisma backend)"
+        )
+    if driver is not None and driver != dialect.driver:
+        raise StoreError(
+            f"SqlStore cannot drive {backend}+{driver}: on {dialect.name} it needs the "
+            f"{dialect.driver} driver ({dialect.name}+{dialect.driver}://... "
+            f"or {dialect.example_url})"
+        )
+    return dialect
+
+
+def dialect_for_url(url: URL) -> SqlDialect:
+    """The dialect for an (async) SQLAlchemy URL, refusing drivers the store cannot drive."""
+    dialect = dialect_for(url.get_backend_name())
+    return dialect_for(dialect.name, url.get_driver_name())
+
+
+def dialect_of(engine: Dialect) -> SqlDialect:
+    """The dialect for an SQLAlchemy dialect (name and driver checked)."""
+    return dialect_for(engine.name, engine.driver)
