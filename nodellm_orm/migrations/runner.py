@@ -41,10 +41,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..stores.tables import DEFAULT_TABLE_NAMES
+
 # URL helpers live with the store; re-exported here for callers of the runner.
 from ..stores.urls import async_url, engine_for_url, postgres_schema
-
-from ..stores.tables import DEFAULT_TABLE_NAMES
 from .compare import SchemaState, inspect_schema
 from .rename import rename_identifiers
 
