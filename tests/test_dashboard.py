@@ -8,12 +8,13 @@ tests/test_dashboard_browser.py; these run the ASGI app in-process.
 from __future__ import annotations
 
 import html
+import json
 import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,8 +25,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from nodellm_orm.cli import main
 from nodellm_orm.dashboard import DashboardError, create_app
 from nodellm_orm.migrations.runner import async_url
+from nodellm_orm.stores.tables import from_db_datetime
 from tests.conftest import unavailable
-from tests.support.dashboard_seed import Seeded, seed
+from tests.support.dashboard_seed import Seeded, seed, sql
 from tests.support.postgres import create_database, postgres_url
 
 
@@ -40,16 +42,6 @@ async def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Seeded:
         assert server is not None
         url = await create_database(server, prefix="dash")
     return await seed(url)
-
-
-async def sql(url: str, query: str, **params: Any) -> list[tuple[Any, ...]]:
-    """Raw SQL on the seeded database, through an engine of the test's own."""
-    engine = create_async_engine(async_url(url))
-    try:
-        async with engine.connect() as conn:
-            return [tuple(r) for r in await conn.execute(text(query), params)]
-    finally:
-        await engine.dispose()
 
 
 class Pages:
@@ -161,10 +153,35 @@ async def test_overview_figures_equal_sql(seeded: Seeded, pages: Pages) -> None:
         assert top[0][0] == seeded.failed_chat  # bob's 0.015 turn is the dearest
 
 
-async def test_overview_buckets_and_bad_parameters(pages: Pages) -> None:
+def bucket_start(at: datetime, unit: str) -> int:
+    start = at.replace(minute=0, second=0, microsecond=0)
+    if unit != "hour":
+        start = start.replace(hour=0)
+    if unit == "week":
+        start -= timedelta(days=start.weekday())  # weeks start on Monday
+    return int(start.timestamp() * 1000)
+
+
+async def test_overview_buckets_and_bad_parameters(seeded: Seeded, pages: Pages) -> None:
+    rows = await sql(seeded.url, 'SELECT "createdAt", "inputTokens" FROM "LlmRequest"')
+    if seeded.url.startswith("sqlite"):  # the seed mixes epoch-ms integers and ISO text
+        assert {type(at) for at, _ in rows} == {int, str}
     for bucket in ("hour", "day", "week"):
         page = await pages.get(f"/?range=all&bucket={bucket}")
-        assert f"Requests per {bucket}" in page
+        charts = json.loads(page.split('id="charts-data">', 1)[1].split("</script>", 1)[0])
+        expected: dict[int, list[int]] = {}
+        for at, tokens in rows:
+            when = from_db_datetime(at)
+            assert when is not None
+            acc = expected.setdefault(bucket_start(when, bucket), [0, 0])
+            acc[0] += 1
+            acc[1] += tokens
+        requests = charts["requests"]["data"]
+        xs = requests[0]["x"]
+        counts = [sum(trace["y"][i] for trace in requests) for i in range(len(xs))]
+        inputs = next(t for t in charts["tokens"]["data"] if t["name"] == "input")["y"]
+        assert {x: [n, i] for x, n, i in zip(xs, counts, inputs, strict=True)} == expected
+        assert charts["requests"]["layout"]["title"]["text"] == f"Requests per {bucket}"
     assert "range must be one of" in await pages.get("/?range=forever", status=400)
     assert "bucket must be one of" in await pages.get("/?bucket=minute", status=400)
     assert "unknown parameter 'rnage'" in await pages.get("/?rnage=all", status=400)

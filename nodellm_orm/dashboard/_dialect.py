@@ -99,12 +99,13 @@ class SqliteDialect(Dialect):
         return and_(type_coerce(col, Integer) >= ms, self.epoch_ms(col) >= ms)
 
     def bucket_ms(self, col: ColumnElement[Any], unit: str) -> ColumnElement[Any]:
-        size = _MS[unit]
+        size = literal_column(str(_MS[unit]), Integer)
         ms = self.epoch_ms(col)
         if unit == "week":
-            shifted = ms + _lit(str(_MONDAY_OFFSET_MS))
-            return (shifted / _lit(str(size))) * _lit(str(size)) - _lit(str(_MONDAY_OFFSET_MS))
-        return (ms / _lit(str(size))) * _lit(str(size))
+            offset = literal_column(str(_MONDAY_OFFSET_MS), Integer)
+            return ((ms + offset) // size) * size - offset
+        # `//` is SQLite's integer division of two integers (`/` would divide as REAL).
+        return (ms // size) * size
 
     def percentiles(
         self,

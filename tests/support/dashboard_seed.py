@@ -2,7 +2,8 @@
 
 Chats of two users (a custom `userId` column) on two models: a tool turn, a turn with
 thinking, a failed turn (the provider answers 500: only the question and the request row
-stay), a stream interrupted half-way, and an agent session with metadata.
+stay), a stream interrupted half-way, and an agent session with metadata (on SQLite its
+dates are rewritten as ISO-8601 text, as Prisma's JS driver adapters store them).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from nodellm_orm import Agent, Tool, connect, create_agent_session, create_chat, create_llm
 from nodellm_orm.core.messages import Usage
+from nodellm_orm.migrations.runner import async_url
 from nodellm_orm.testing import FakeProvider, FakeResponse
 
 
@@ -122,6 +125,19 @@ async def seed(url: str) -> Seeded:
         session = await create_agent_session(store, llm, SupportAgent, metadata={"ticket": 7})
         await session.ask("Where is order A-1?")
         out.session_chat = session.chat_id if hasattr(session, "chat_id") else session.chat.id
+        if store.dialect == "sqlite":
+            # Prisma's JS driver adapters write ISO-8601 text dates: mix them in on one chat.
+            iso = "strftime('%Y-%m-%dT%H:%M:%fZ', \"createdAt\" / 1000.0, 'unixepoch')"
+            async with store.engine.begin() as conn:
+                for table, key in (
+                    ("LlmChat", "id"),
+                    ("LlmMessage", "chatId"),
+                    ("LlmRequest", "chatId"),
+                ):
+                    await conn.execute(
+                        text(f'UPDATE "{table}" SET "createdAt" = {iso} WHERE "{key}" = :c'),
+                        {"c": out.session_chat},
+                    )
         out.chats_of = {
             "u-ada": [out.tool_chat, out.interrupted_chat],
             "u-bob": [out.failed_chat],
@@ -129,3 +145,13 @@ async def seed(url: str) -> Seeded:
     finally:
         await store.close()
     return out
+
+
+async def sql(url: str, query: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Raw SQL on a seeded database, through an engine of the test's own."""
+    engine = create_async_engine(async_url(url))
+    try:
+        async with engine.connect() as conn:
+            return [tuple(r) for r in await conn.execute(text(query), params)]
+    finally:
+        await engine.dispose()
