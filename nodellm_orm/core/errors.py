@@ -5,8 +5,8 @@ and the provider's own message, so callers can branch on type and users can read
 wrong.
 
 `TimeoutError` and `ConnectionError` were the names of `LLMTimeoutError` and
-`LLMConnectionError` until 0.2; the old names still resolve here (with a DeprecationWarning)
-for one release. The new classes also derive from the builtin `TimeoutError` /
+`LLMConnectionError` in 0.1; the old names still resolve here (with a DeprecationWarning)
+for one more release. The new classes also derive from the builtin `TimeoutError` /
 `ConnectionError`, so `except TimeoutError:` keeps catching them.
 """
 

@@ -158,6 +158,8 @@ class Response(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     thinking: Thinking | None = None
     finish_reason: str | None = None
+    # The whole call the caller waited for: first attempt to last delta, retries included.
+    # Each attempt's own time is RequestMetrics.duration_ms.
     latency_ms: int = 0
     status_code: int = 200
     id: str | None = None
