@@ -31,7 +31,7 @@ from nodellm_orm.core import errors
 from nodellm_orm.core.providers.anthropic import AnthropicProvider
 from nodellm_orm.core.providers.base import Provider, RetryPolicy
 from nodellm_orm.core.providers.gemini import GeminiProvider
-from nodellm_orm.core.providers.openai import DeepSeekProvider, OpenAIProvider
+from nodellm_orm.core.providers.openai import DeepSeekProvider, OllamaProvider, OpenAIProvider
 from nodellm_orm.testing import FakeProvider, FakeResponse
 
 FAST = RetryPolicy(attempts=2, base_delay=0, jitter=0)
@@ -438,6 +438,29 @@ async def test_an_html_error_page_is_a_short_message_with_the_page_kept(
     assert error.body == page
 
 
+@pytest.mark.parametrize("cls", [OpenAIProvider, AnthropicProvider, GeminiProvider])
+@pytest.mark.parametrize("body", ["page", ""])
+async def test_a_success_status_without_stream_events_is_a_response_format_error(
+    cls: type[Provider], body: str
+) -> None:
+    page = proxy_page("Maintenance") if body == "page" else ""
+    server = Server([raw_reply(page, 200, "text/html")])
+    chat = llm_on(cls, server).chat("m")
+    seen: list[RequestMetrics] = []
+    chat.on_request(seen.append)
+
+    with pytest.raises(errors.ResponseFormatError) as caught:
+        async for _ in chat.stream("hi"):
+            pass
+
+    assert caught.value.status_code == 200
+    assert caught.value.message.startswith("the stream carried no events")
+    if page:
+        assert "Maintenance | example-gateway" in caught.value.message
+    assert len(str(caught.value)) < 400
+    assert [m.status_code for m in seen] == [200]
+
+
 async def test_a_plain_text_error_body_gives_its_first_line() -> None:
     text = "\n\nupstream request timeout\n" + "x" * 5000
     server = Server([raw_reply(text, 504, "text/plain")])
@@ -573,6 +596,15 @@ async def test_with_provider_siblings_share_the_parent_pool_and_close_with_it(
     assert sibling.provider.http.is_closed and nephew.provider.http.is_closed
 
 
+async def test_an_llm_made_from_a_provider_instance_closes_that_providers_pool() -> None:
+    provider = OpenAIProvider(api_key="sk-test-0123456789")
+    llm = create_llm(provider=provider)
+    sibling = llm.with_provider("anthropic", api_key="sk-ant-test-0123456789")
+    assert sibling.provider.http is provider.http
+    await llm.aclose()
+    assert provider.http.is_closed
+
+
 def test_with_provider_rejects_an_unknown_option() -> None:
     llm = create_llm("openai", api_key="sk-test-0123456789")
     with pytest.raises(TypeError, match="temprature"):
@@ -696,6 +728,33 @@ async def test_an_echoed_api_key_is_masked_everywhere(
     assert key not in str(request.url)
     header = {"openai": "authorization", "anthropic": "x-api-key", "gemini": "x-goog-api-key"}
     assert key in request.headers[header[cls.name]]
+
+
+async def test_a_credential_passed_as_a_header_is_masked_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    token = "gw-Secr3tGatewayToken0123456789"
+    body = {"error": {"message": f"token {token} is not allowed here", "code": 403}}
+    server = Server([reply(body, 403)])
+    provider = OllamaProvider(
+        http=server.client(), headers={"Authorization": f"Bearer {token}"}, retry=FAST
+    )
+    with pytest.raises(errors.AuthenticationError) as caught:
+        await create_llm(provider=provider).chat("llama3.2").ask("hi")
+    assert_no_key(token, caught.value, caplog)
+
+
+async def test_a_credential_in_a_chats_own_headers_is_masked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    token = "tenant-Secr3tToken0123456789"
+    body = {"error": {"message": f"tenant token {token} expired", "code": 401}}
+    server = Server([reply(body, 401)])
+    chat = llm_on(OpenAIProvider, server).chat("gpt-4o-mini", headers={"X-Tenant-Token": token})
+    with pytest.raises(errors.AuthenticationError) as caught:
+        await chat.ask("hi")
+    assert server.requests[0].headers["x-tenant-token"] == token
+    assert_no_key(token, caught.value, caplog)
 
 
 async def test_a_key_in_a_url_of_a_transport_error_is_masked(

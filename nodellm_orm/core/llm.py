@@ -88,6 +88,8 @@ class LLM:
         if isinstance(provider, Provider):
             self._provider: Provider | None = provider
             self.provider_name = provider.name
+            # The instance's pool is this LLM's: siblings share it, aclose() closes it.
+            http = http or provider.http
         else:
             name = provider or os.environ.get("NODELLM_PROVIDER") or "openai"
             provider_class(name)  # fail now, listing the known providers

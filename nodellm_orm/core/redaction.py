@@ -36,6 +36,10 @@ class Redactor:
             {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True
         )
 
+    def adding(self, secrets: Iterable[str | None]) -> Redactor:
+        """A redactor that also masks `secrets` (a request's own credential headers)."""
+        return Redactor([*self._secrets, *secrets])
+
     def text(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:

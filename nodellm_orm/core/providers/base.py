@@ -18,7 +18,7 @@ import random
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -110,7 +110,28 @@ def summary(text: str) -> str:
 
 def malformed(what: str, body: Any) -> errors.ResponseFormatError:
     """A success body the protocol cannot read; `Provider` fills in provider and status."""
-    return errors.ResponseFormatError(f"{what}: {excerpt(body)}", body=body)
+    quoted = summary(body) if isinstance(body, str) else excerpt(body)
+    return errors.ResponseFormatError(f"{what}: {quoted}", body=body)
+
+
+def _credentials(headers: dict[str, str]) -> list[str]:
+    """Values of headers that carry a credential (Authorization, *key*, *token*)."""
+    found = []
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "authorization" or "key" in lowered or "token" in lowered:
+            found.append(value)
+            found.append(value.split(" ", 1)[-1])  # the token of "Bearer <token>"
+    return found
+
+
+async def _remember(
+    lines: AsyncIterator[str], head: list[str], keep: int = 20
+) -> AsyncIterator[str]:
+    async for line in lines:
+        if len(head) < keep:
+            head.append(line)
+        yield line
 
 
 def event_json(event: SSEEvent, provider: str | None) -> Any:
@@ -226,7 +247,7 @@ class Provider:
         # Seams for tests: what times an attempt and what waits between attempts.
         self.clock: Callable[[], float] = time.perf_counter
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-        self.redactor = Redactor([self.api_key])
+        self.redactor = Redactor([self.api_key, *_credentials(self.extra_headers)])
 
     def resolve_base_url(self, url: str) -> str:
         """The base URL to use for a configured one (a provider may complete it)."""
@@ -259,13 +280,16 @@ class Provider:
         """
         attempts = max(1, self.retry.attempts)
         opened = self.clock()
+        # Credentials a chat sends in its own headers are masked like the provider's key.
+        extra = _credentials(request.headers) if request.headers else ()
+        redactor = self.redactor.adding(extra) if extra else self.redactor
         for attempt in range(attempts):
             started = self.clock()
             try:
                 exchange = await self.attempt(request)
             except errors.LLMError as error:
                 error.duration_ms = round((self.clock() - started) * 1000)
-                self.redactor.error(error)
+                redactor.error(error)
                 if attempt + 1 >= attempts or not errors.is_retryable(error):
                     raise
                 if on_retry is not None:
@@ -273,12 +297,14 @@ class Provider:
                 await self.sleep(self.retry.delay(attempt, error.retry_after))
                 continue
             exchange.started, exchange.opened, exchange.clock = started, opened, self.clock
-            failed = functools.partial(self._stream_failed, exchange=exchange)
+            failed = functools.partial(self._stream_failed, exchange=exchange, redactor=redactor)
             exchange.deltas = normalized(exchange.deltas, failed)
             return exchange
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _stream_failed(self, error: errors.LLMError, exchange: Exchange) -> None:
+    def _stream_failed(
+        self, error: errors.LLMError, exchange: Exchange, redactor: Redactor
+    ) -> None:
         """An error an exchange's deltas raise: timed, completed and redacted in place."""
         if error.duration_ms is None:
             error.duration_ms = exchange.duration_ms()
@@ -286,7 +312,7 @@ class Provider:
             error.provider = error.provider or self.name
             if error.status_code is None:
                 error.status_code = exchange.status_code
-        self.redactor.error(error)
+        redactor.error(error)
 
     async def attempt(self, request: ChatRequest) -> Exchange:
         """One round trip: a success status opens the exchange, anything else raises."""
@@ -354,13 +380,19 @@ class Provider:
                     yield delta
                 return
             state: dict[str, Any] = {}
-            async for event in iter_sse(response.aiter_lines()):
+            head: list[str] = []  # the first lines, to quote when no event came at all
+            events = 0
+            async for event in iter_sse(_remember(response.aiter_lines(), head)):
+                events += 1
                 try:
                     deltas = self.protocol.parse_event(event, state)
                 except _SHAPE_ERRORS as exc:
                     raise malformed(f"unexpected stream event ({exc!r})", event.data) from exc
                 for delta in deltas:
                     yield delta
+            if not events:
+                # A proxy's HTML page or an empty body sent with a success status.
+                raise malformed("the stream carried no events", "\n".join(head))
         except httpx.TimeoutException as exc:
             raise errors.LLMTimeoutError(f"stream timed out: {exc}", provider=self.name) from exc
         except httpx.TransportError as exc:
