@@ -696,7 +696,8 @@ class Chat(ChatConfig):
             raise
 
     async def _turn(self, start: TurnStart, *, stream: bool) -> AsyncGenerator[ChatChunk, None]:
-        options = start.options
+        # The chat's options with the turn's overrides, as the on_request middlewares left them.
+        options = start.context.options
         provider = self.provider
         turn_usage = Usage()
         rounds = 0
@@ -787,24 +788,30 @@ class Chat(ChatConfig):
     async def _on_response(
         self, context: MiddlewareContext, response: Response, turn_usage: Usage
     ) -> str | None:
-        """The `on_response` middlewares on the final answer; a Retry's feedback, if any."""
+        """The `on_response` middlewares on the final answer; a Retry's feedback, if any.
+
+        A middleware that stops the turn (a guard raising `MiddlewareStopError`, or "STOP")
+        leaves the answer out of the history; the error carries it for whoever records it.
+        """
         final = response.model_copy(update={"usage": turn_usage})
         try:
             directive = request_directive(
                 await run_middlewares(self.middlewares, "on_response", context, final)
             )
-        except MiddlewareStopError as exc:
-            exc.response = response
+            if directive == "STOP":
+                raise MiddlewareStopError(
+                    "a middleware stopped the turn", provider=response.provider
+                )
+        except MiddlewareStopError as stop:
+            stop.response = response
+            self.messages.pop()
+            self.last_response = None
             raise
         if isinstance(directive, Retry):
             return directive.message
         if isinstance(directive, Replace):
             self.messages[-1] = directive.response.to_message()
             self.last_response = directive.response
-        elif directive == "STOP":
-            stop = MiddlewareStopError("a middleware stopped the turn", provider=response.provider)
-            stop.response = response
-            raise stop
         return None
 
     def _request(

@@ -22,6 +22,7 @@ from typing import Any
 from ..core.chat import Chat as CoreChat
 from ..core.chat import RequestMetrics, ToolOutcome
 from ..core.messages import ChatChunk, Message, Response, ToolCall, Usage
+from ..core.middleware import MiddlewareStopError
 from ..stores.base import Cursor, Row, Store
 from .history import PLACEHOLDER_RAW, assistant_values, encode_json, round_of
 from .ids import new_id, utc_now
@@ -194,6 +195,10 @@ class TurnRecorder:
         if self.turn is turn:
             self.turn = None
         partial = "".join(turn.partial)
+        stopped = error.response if isinstance(error, MiddlewareStopError) else None
+        if stopped is not None and not partial:
+            # A middleware stopped a complete, paid-for answer (a cost guard): keep it, marked.
+            partial = stopped.content
         if not partial and not turn.rounds:
             async with self.store.transaction():
                 await self.store.delete_message(turn.message_id)
