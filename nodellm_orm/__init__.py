@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         ToolCallRecord,
     )
     from .stores.base import Store, StoreError
+    from .stores.scoped import ScopedStore, ScopeError, scoped_store
     from .stores.sql import SqlStore, connect
 
 # Where each public name lives: (module, name in that module). The TYPE_CHECKING imports above
@@ -103,6 +104,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "load_agent_session": (".orm.agent_session", "load_agent_session"),
     "load_chat": (".orm.chat", "load_chat"),
     "register_provider": (".core.llm", "register_provider"),
+    "ScopeError": (".stores.scoped", "ScopeError"),
+    "ScopedStore": (".stores.scoped", "ScopedStore"),
+    "scoped_store": (".stores.scoped", "scoped_store"),
 }
 
 __all__ = [
@@ -133,6 +137,8 @@ __all__ = [
     "Response",
     "ResponseFormatError",
     "RetryPolicy",
+    "ScopeError",
+    "ScopedStore",
     "ServerError",
     "SqlStore",
     "Store",
@@ -154,6 +160,7 @@ __all__ = [
     "load_agent_session",
     "load_chat",
     "register_provider",
+    "scoped_store",
 ]
 
 

@@ -60,6 +60,9 @@ def _base_store(db: Any) -> Store:
 
 async def open_store(db: Any, table_names: TableNames) -> Store:
     """The store for `db`, bound to `table_names` (checked to exist)."""
-    if isinstance(db, Store) and not is_prisma_client(db):
+    from .scoped import ScopedStore
+
+    # A scoped handle first: it must never be mistaken for (or unwrapped to) its inner store.
+    if isinstance(db, ScopedStore) or (isinstance(db, Store) and not is_prisma_client(db)):
         return await db.bind(table_names)
     return await _base_store(db).bind(table_names)

@@ -22,10 +22,11 @@ Conventions every backend follows:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..orm.options import TableNames
 from ..orm.records import (
@@ -44,6 +45,30 @@ Cursor = tuple[datetime, str]
 
 class StoreError(Exception):
     """A store was asked for something its database does not have (table, column)."""
+
+
+# Which rows `owner_chats` looks up.
+OwnedKind = Literal["message", "tool_call"]
+
+
+@dataclass(frozen=True, slots=True)
+class RowCounts:
+    """How many rows hang under a set of chats, table by table (what deleting them removes)."""
+
+    chats: int = 0
+    messages: int = 0
+    toolCalls: int = 0
+    requests: int = 0
+    agentSessions: int = 0
+
+    def __add__(self, other: RowCounts) -> RowCounts:
+        return RowCounts(
+            self.chats + other.chats,
+            self.messages + other.messages,
+            self.toolCalls + other.toolCalls,
+            self.requests + other.requests,
+            self.agentSessions + other.agentSessions,
+        )
 
 
 def turn_rows(chat_id: str, rows: Sequence[Row]) -> list[Row]:
@@ -89,8 +114,17 @@ class Store(Protocol):
         """Delete the chat and, by cascade, everything under it. False if it did not exist."""
         ...
 
-    async def list_chats(self, *, limit: int = 50, offset: int = 0) -> list[ChatRecord]:
-        """Newest first."""
+    async def list_chats(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        where: Mapping[str, Any] | None = None,
+        before: datetime | None = None,
+        oldest_first: bool = False,
+    ) -> list[ChatRecord]:
+        """Newest first (oldest first if asked); only chats whose columns equal `where` and,
+        given `before`, created before it."""
         ...
 
     # messages
@@ -156,8 +190,11 @@ class Store(Protocol):
 
     async def list_requests(self, chat_id: str) -> list[RequestRecord]: ...
 
-    async def usage(self, chat_id: str | None = None) -> UsageTotals:
-        """Sums over request rows: one chat's, or the whole database's when None."""
+    async def usage(
+        self, chat_id: str | None = None, *, where: Mapping[str, Any] | None = None
+    ) -> UsageTotals:
+        """Sums over request rows: one chat's, or (chat_id None) those of every chat whose
+        columns equal `where` (the whole database's without it)."""
         ...
 
     # agent sessions
@@ -168,6 +205,19 @@ class Store(Protocol):
     async def get_agent_session(self, session_id: str) -> AgentSessionRecord | None: ...
 
     async def update_agent_session(self, session_id: str, values: Row) -> None: ...
+
+    # administration (scoping, retention)
+    async def owner_chats(self, kind: OwnedKind, ids: Sequence[str]) -> dict[str, str]:
+        """The chat id of each message (or tool call) in `ids` that exists."""
+        ...
+
+    async def subtree_counts(self, chat_ids: Sequence[str]) -> RowCounts:
+        """How many rows of each table belong to these chats (the chats themselves included)."""
+        ...
+
+    async def delete_chats(self, chat_ids: Sequence[str]) -> int:
+        """Delete these chats (and by cascade everything under them); how many existed."""
+        ...
 
     async def close(self) -> None:
         """Release connections this store opened itself (never a user-supplied client)."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -42,7 +42,7 @@ from ..orm.records import (
     UsageTotals,
     columns,
 )
-from .base import Cursor, Row, StoreError, turn_rows
+from .base import Cursor, OwnedKind, Row, RowCounts, StoreError, turn_rows
 from .tables import encode_json, from_db_datetime, to_epoch_ms
 
 __all__ = ["PrismaStore"]
@@ -55,6 +55,8 @@ DEFAULT_DELEGATES = {
     "agent_session": "llmagentsession",
 }
 _JSON_FIELDS = frozenset({"metadata"})
+# Ids bound per raw administration query.
+_ID_CHUNK = 500
 _BASE_CHAT = frozenset(columns(ChatRecord))
 # The records' fields but createdAt, which is read apart (one comparable key on SQLite).
 _MESSAGE_FIELDS = columns(MessageRecord)[:-1]
@@ -276,18 +278,43 @@ class PrismaStore:
         count = await self._d("chat").delete_many(where={"id": chat_id})
         return bool(count)
 
-    async def list_chats(self, *, limit: int = 50, offset: int = 0) -> list[ChatRecord]:
+    async def list_chats(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        where: Mapping[str, Any] | None = None,
+        before: datetime | None = None,
+        oldest_first: bool = False,
+    ) -> list[ChatRecord]:
+        conds = dict(where or {})
+        self._check("chat", list(conds))
         if self._sqlite:
             cols = sorted(self._chat_cols - {"createdAt"})
+            clauses = [f'"{k}" = ?' for k in conds]
+            args: list[Any] = list(conds.values())
+            if before is not None:
+                clauses.append(f"{_SQLITE_MS} < ?")
+                args.append(to_epoch_ms(before))
+            filters = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+            order = "ASC" if oldest_first else "DESC"
             rows = await self._raw(
-                f'{self._select("chat", cols)} ORDER BY {_SQLITE_MS} DESC, "id" DESC '
-                "LIMIT ? OFFSET ?",
+                f"{self._select('chat', cols)}{filters} ORDER BY {_SQLITE_MS} {order}, "
+                f'"id" {order} LIMIT ? OFFSET ?',
+                *args,
                 limit,
                 offset,
             )
             return [self._chat_record(r) for r in rows]
+        filt: dict[str, Any] = dict(conds)
+        if before is not None:
+            filt["createdAt"] = {"lt": _aware(before)}
+        direction = "asc" if oldest_first else "desc"
         found = await self._d("chat").find_many(
-            order=[{"createdAt": "desc"}, {"id": "desc"}], take=limit, skip=offset
+            where=filt,
+            order=[{"createdAt": direction}, {"id": direction}],
+            take=limit,
+            skip=offset,
         )
         return [self._chat_record(c) for c in found]
 
@@ -457,17 +484,33 @@ class PrismaStore:
         found = await self._d("request").find_many(where={"chatId": chat_id}, order=_ORDER)
         return [_from_model(RequestRecord, _REQUEST_FIELDS, q) for q in found]
 
-    async def usage(self, chat_id: str | None = None) -> UsageTotals:
+    def _marks(self, n: int, first: int = 1) -> str:
+        """n placeholders of the client's raw SQL (`?` on SQLite, `$k` on PostgreSQL)."""
+        if self._sqlite:
+            return ", ".join("?" * n)
+        return ", ".join(f"${i}" for i in range(first, first + n))
+
+    async def usage(
+        self, chat_id: str | None = None, *, where: Mapping[str, Any] | None = None
+    ) -> UsageTotals:
         table = self._tables["request"]
         sql = (
-            'SELECT COUNT(*) AS "n", COALESCE(SUM("inputTokens"), 0) AS "inp", '
-            'COALESCE(SUM("outputTokens"), 0) AS "outp", SUM("cost") AS "cost" '
-            f'FROM "{table}"'
+            'SELECT COUNT(*) AS "n", COALESCE(SUM(r."inputTokens"), 0) AS "inp", '
+            'COALESCE(SUM(r."outputTokens"), 0) AS "outp", SUM(r."cost") AS "cost" '
+            f'FROM "{table}" r'
         )
         args: list[Any] = []
         if chat_id is not None:
-            sql += ' WHERE "chatId" = ' + ("?" if self._sqlite else "$1")
+            sql += ' WHERE r."chatId" = ' + self._marks(1)
             args.append(chat_id)
+        elif where:
+            self._check("chat", list(where))
+            keys = sorted(where)
+            marks = [self._marks(1, i + 1) for i in range(len(keys))]
+            sql += f' JOIN "{self._tables["chat"]}" c ON c."id" = r."chatId" WHERE ' + " AND ".join(
+                f'c."{k}" = {mark}' for k, mark in zip(keys, marks, strict=True)
+            )
+            args.extend(where[k] for k in keys)
         (row,) = await self._raw(sql, *args)
         cost = row["cost"]
         return UsageTotals(
@@ -509,6 +552,63 @@ class PrismaStore:
         await self._d("agent_session").update_many(
             where={"id": session_id}, data=self._data(values)
         )
+
+    # -- administration (scoping, retention)
+
+    async def owner_chats(self, kind: OwnedKind, ids: Sequence[str]) -> dict[str, str]:
+        unique = list(dict.fromkeys(ids))
+        out: dict[str, str] = {}
+        m = self._tables["message"]
+        for start in range(0, len(unique), _ID_CHUNK):
+            chunk = unique[start : start + _ID_CHUNK]
+            marks = self._marks(len(chunk))
+            if kind == "message":
+                sql = f'SELECT "id", "chatId" FROM "{m}" WHERE "id" IN ({marks})'
+            else:
+                sql = (
+                    f'SELECT t."id" AS "id", m."chatId" AS "chatId" FROM '
+                    f'"{self._tables["tool_call"]}" t JOIN "{m}" m ON m."id" = t."messageId" '
+                    f'WHERE t."id" IN ({marks})'
+                )
+            out.update({r["id"]: r["chatId"] for r in await self._raw(sql, *chunk)})
+        return out
+
+    async def subtree_counts(self, chat_ids: Sequence[str]) -> RowCounts:
+        unique = list(dict.fromkeys(chat_ids))
+        t = self._tables
+        total = RowCounts()
+        for start in range(0, len(unique), _ID_CHUNK):
+            chunk = unique[start : start + _ID_CHUNK]
+            n = len(chunk)
+            parts = []
+            for i, (table, column, join) in enumerate(
+                [
+                    (t["chat"], '"id"', ""),
+                    (t["message"], '"chatId"', ""),
+                    (
+                        t["tool_call"],
+                        'm."chatId"',
+                        f' x JOIN "{t["message"]}" m ON m."id" = x."messageId"',
+                    ),
+                    (t["request"], '"chatId"', ""),
+                    (t["agent_session"], '"chatId"', ""),
+                ]
+            ):
+                marks = self._marks(n, 1 + i * n)
+                parts.append(f'(SELECT COUNT(*) FROM "{table}"{join} WHERE {column} IN ({marks}))')
+            names = ["chats", "messages", "toolCalls", "requests", "agentSessions"]
+            sql = "SELECT " + ", ".join(f'{p} AS "{k}"' for p, k in zip(parts, names, strict=True))
+            (row,) = await self._raw(sql, *(chunk * 5))
+            total += RowCounts(*(int(row[k]) for k in names))
+        return total
+
+    async def delete_chats(self, chat_ids: Sequence[str]) -> int:
+        unique = list(dict.fromkeys(chat_ids))
+        deleted = 0
+        for start in range(0, len(unique), _ID_CHUNK):
+            chunk = unique[start : start + _ID_CHUNK]
+            deleted += int(await self._d("chat").delete_many(where={"id": {"in": chunk}}))
+        return deleted
 
     async def close(self) -> None:
         """The client is the user's: nothing to release."""

@@ -25,11 +25,11 @@ DateTime values come back as aware UTC datetimes; naive datetimes given are take
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Column,
@@ -62,7 +62,7 @@ from ..orm.records import (
     UsageTotals,
     columns,
 )
-from .base import Cursor, Row, StoreError, turn_rows
+from .base import Cursor, OwnedKind, Row, RowCounts, StoreError, turn_rows
 from .connection import Lease, Pool, Step
 from .dialects import SqlDialect, dialect_for_url, dialect_of
 from .tables import (
@@ -74,7 +74,13 @@ from .tables import (
 )
 from .urls import async_url, engine_for_url, normalize_url
 
+if TYPE_CHECKING:
+    from .scoped import ScopedStore
+
 __all__ = ["SqlStore", "connect", "normalize_url"]
+
+# Ids bound per statement by the administration queries (well inside every driver's limit).
+_ID_CHUNK = 500
 
 _JSON_FIELDS = frozenset({"metadata"})
 _CHAT_FIELDS = columns(ChatRecord)
@@ -409,19 +415,44 @@ class SqlStore:
         (count,) = await self._s.run([sql.step({"id": chat_id}, False)])
         return bool(count)
 
-    async def list_chats(self, *, limit: int = 50, offset: int = 0) -> list[ChatRecord]:
+    async def list_chats(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        where: Mapping[str, Any] | None = None,
+        before: datetime | None = None,
+        oldest_first: bool = False,
+    ) -> list[ChatRecord]:
         table, cols = await self._chat()
-        sql = self._compile(
-            ("list_chats", cols),
-            lambda: (
-                select(*table.c)
-                .order_by(self._order_key(table.c.createdAt).desc(), table.c.id.desc())
+        conds = dict(where or {})
+        self._check_columns(table, list(conds))
+        keys = tuple(sorted(conds))
+
+        def build() -> ClauseElement:
+            key = self._order_key(table.c.createdAt)
+            q = select(*table.c).where(*self._chat_filter(table, keys))
+            if before is not None:
+                q = q.where(key < bindparam("before", type_=table.c.createdAt.type))
+            order = (key, table.c.id) if oldest_first else (key.desc(), table.c.id.desc())
+            return (
+                q.order_by(*order)
                 .limit(bindparam("limit", type_=Integer))
                 .offset(bindparam("offset", type_=Integer))
-            ),
-        )
-        (rows,) = await self._s.run([sql.step({"limit": limit, "offset": offset}, True)])
+            )
+
+        sql = self._compile(("list_chats", cols, keys, before is not None, oldest_first), build)
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        params.update({f"w_{k}": conds[k] for k in keys})
+        if before is not None:
+            params["before"] = self._dt(before)
+        (rows,) = await self._s.run([sql.step(params, True)])
         return [self._chat_record(r, cols) for r in rows]
+
+    @staticmethod
+    def _chat_filter(table: Table, keys: Sequence[str]) -> list[ColumnElement[bool]]:
+        """`column = :w_column` for each scope/filter column of the chat table."""
+        return [table.c[k] == bindparam(f"w_{k}", type_=table.c[k].type) for k in keys]
 
     # -- messages
 
@@ -671,7 +702,9 @@ class SqlStore:
         dt = from_db_datetime
         return [RequestRecord(*x[:11], dt(x[11])) for x in rows]  # type: ignore[call-arg]
 
-    async def usage(self, chat_id: str | None = None) -> UsageTotals:
+    async def usage(
+        self, chat_id: str | None = None, *, where: Mapping[str, Any] | None = None
+    ) -> UsageTotals:
         r = self._t.request
         zero: ColumnElement[Any] = literal_column("0")
         cols = (
@@ -680,15 +713,28 @@ class SqlStore:
             func.coalesce(func.sum(r.c.outputTokens), zero),
             func.sum(r.c.cost),
         )
-        if chat_id is None:
-            sql = self._compile("usage_all", lambda: select(*cols).select_from(r))
-            params: dict[str, Any] = {}
-        else:
+        params: dict[str, Any] = {}
+        if chat_id is not None:
             sql = self._compile(
                 "usage_chat",
                 lambda: select(*cols).select_from(r).where(r.c.chatId == bindparam("chat")),
             )
             params = {"chat": chat_id}
+        elif where:
+            chat, _ = await self._chat()
+            self._check_columns(chat, list(where))
+            keys = tuple(sorted(where))
+            sql = self._compile(
+                ("usage_where", keys),
+                lambda: (
+                    select(*cols)
+                    .select_from(r.join(chat, r.c.chatId == chat.c.id))
+                    .where(*self._chat_filter(chat, keys))
+                ),
+            )
+            params = {f"w_{k}": where[k] for k in keys}
+        else:
+            sql = self._compile("usage_all", lambda: select(*cols).select_from(r))
         (rows,) = await self._s.run([sql.step(params, True)])
         n, inp, outp, cost = rows[0]
         return UsageTotals(
@@ -746,6 +792,74 @@ class SqlStore:
         s = self._t.agent_session
         self._check_columns(s, list(values))
         await self._update(s, session_id, {"updatedAt": _now(), **values})
+
+    # -- administration (scoping, retention)
+
+    async def _by_ids(
+        self, key: str, ids: Sequence[str], build: Callable[[list[Any]], ClauseElement], rows: bool
+    ) -> list[Any]:
+        """Run `build(id marks)` over `ids` in chunks the drivers accept; the chunks' results."""
+        out: list[Any] = []
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), _ID_CHUNK):
+            chunk = unique[start : start + _ID_CHUNK]
+            marks: list[Any] = [bindparam(f"i{i}") for i in range(len(chunk))]
+            sql = self._compile((key, len(chunk)), lambda marks=marks: build(marks))  # type: ignore[misc]
+            (result,) = await self._s.run(
+                [sql.step({f"i{i}": v for i, v in enumerate(chunk)}, rows)]
+            )
+            out.append(result)
+        return out
+
+    async def owner_chats(self, kind: OwnedKind, ids: Sequence[str]) -> dict[str, str]:
+        m, t = self._t.message, self._t.tool_call
+
+        def build(marks: list[Any]) -> ClauseElement:
+            if kind == "message":
+                return select(m.c.id, m.c.chatId).where(m.c.id.in_(marks))
+            return (
+                select(t.c.id, m.c.chatId)
+                .select_from(t.join(m, t.c.messageId == m.c.id))
+                .where(t.c.id.in_(marks))
+            )
+
+        chunks = await self._by_ids(f"owners_{kind}", ids, build, True)
+        return {r[0]: r[1] for rows in chunks for r in rows}
+
+    async def subtree_counts(self, chat_ids: Sequence[str]) -> RowCounts:
+        t = self._t
+
+        def count(src: Any, cond: ColumnElement[bool]) -> Any:
+            return select(func.count()).select_from(src).where(cond).scalar_subquery()
+
+        def build(ids: list[Any]) -> ClauseElement:
+            calls = t.tool_call.join(t.message, t.tool_call.c.messageId == t.message.c.id)
+            return select(
+                count(t.chat, t.chat.c.id.in_(ids)),
+                count(t.message, t.message.c.chatId.in_(ids)),
+                count(calls, t.message.c.chatId.in_(ids)),
+                count(t.request, t.request.c.chatId.in_(ids)),
+                count(t.agent_session, t.agent_session.c.chatId.in_(ids)),
+            )
+
+        total = RowCounts()
+        for rows in await self._by_ids("subtree_counts", chat_ids, build, True):
+            total += RowCounts(*(int(v) for v in rows[0]))
+        return total
+
+    async def delete_chats(self, chat_ids: Sequence[str]) -> int:
+        c = self._t.chat
+        counts = await self._by_ids(
+            "delete_chats", chat_ids, lambda ids: delete(c).where(c.c.id.in_(ids)), False
+        )
+        return sum(int(n) for n in counts)
+
+    def scoped(self, **where: Any) -> ScopedStore:
+        """A handle that reads and writes only chats whose columns equal `where`
+        (`store.scoped(userId="alice")`); see `nodellm_orm.stores.scoped`."""
+        from .scoped import scoped_store
+
+        return scoped_store(self, **where)
 
     async def close(self) -> None:
         await self._s.close()
