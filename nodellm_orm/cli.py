@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from .core.errors import LLMError
 from .core.llm import LLM, create_llm, provider_class, provider_names
+from .core.redaction import mask_urls
 from .core.tools import Tool
 from .migrations.runner import MigrationError, migrate_url
 from .orm.chat import create_chat, load_chat
@@ -206,7 +207,18 @@ def _when(value: datetime | None) -> str:
 # ---- init / sync ----------------------------------------------------------------------------
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group; every error message leaves it with database passwords masked."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            exc.message = mask_urls(exc.message)
+            raise
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="nodellm-orm")
 def main() -> None:
     """Persist LLM conversations in SQL (the Python counterpart of @node-llm/orm)."""
@@ -451,7 +463,7 @@ def demo(url: str, provider: str | None, model: str | None) -> None:
     llm, model, note = _demo_llm(provider, model)
 
     async def run() -> None:
-        click.echo(f"database: {url}")
+        click.echo(f"database: {mask_urls(url)}")
         click.echo(f"llm: {note}")
         store = await _open(url, migrate=True, must_exist=False)
         try:
@@ -492,7 +504,7 @@ def demo(url: str, provider: str | None, model: str | None) -> None:
                 f"\nstats(): input {stats.input_tokens} + output {stats.output_tokens} = "
                 f"{stats.total_tokens} tokens, cost {_cost(stats.cost)}"
             )
-            click.echo(f"\nexplore: {_self_command()} chats show {chat.id} --url {url}")
+            click.echo(f"\nexplore: {_self_command()} chats show {chat.id} --url {mask_urls(url)}")
         finally:
             await store.close()
             await llm.aclose()
@@ -752,7 +764,7 @@ def chats_import(file: Path, url: str) -> None:
             await store.close()
 
     count = _run(run())
-    click.echo(f"imported {_plural(count, 'chat')} into {url}")
+    click.echo(f"imported {_plural(count, 'chat')} into {mask_urls(url)}")
 
 
 @chats.command("stats")

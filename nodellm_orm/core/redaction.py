@@ -73,3 +73,23 @@ class Redactor:
                 cause.args = (masked,)
             cause = cause.__cause__ or cause.__context__
         return error
+
+
+# scheme://user:password@host -- the password runs to the LAST "@" before the host part, since
+# an unencoded "@" or ":" inside a password is common in hand-written URLs.
+_URL_PASSWORD = re.compile(
+    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@?#'\"]*:)(?P<secret>[^\s/?#'\"]*)@"
+)
+# key=value forms drivers print (libpq DSNs, `?password=` query parameters).
+_PASSWORD_PARAM = re.compile(r"(?i)(?P<head>\bpassword\s*=\s*)(?P<secret>[^\s&'\";]+)")
+
+
+def mask_urls(text: str) -> str:
+    """`text` with the password of every database URL (and `password=` parameter) masked.
+
+    `postgresql://app:s3cret@db/prod` -> `postgresql://app:***@db/prod`; a URL without a
+    password is returned unchanged. The one helper for every message the library or the CLI
+    prints or raises that may quote a database URL.
+    """
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@" if m["secret"] else m[0], text)
+    return _PASSWORD_PARAM.sub(lambda m: f"{m['head']}{MASK}", text)
