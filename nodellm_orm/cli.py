@@ -214,8 +214,12 @@ class _Commands(click.Group):
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:
-            exc.message = mask_urls(exc.message)
-            raise
+            masked = mask_urls(exc.message)
+            if masked == exc.message:
+                raise
+            error = click.ClickException(masked)
+            error.exit_code = exc.exit_code
+            raise error from None
 
 
 @click.group(cls=_Commands)
