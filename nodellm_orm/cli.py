@@ -217,9 +217,7 @@ class _Commands(click.Group):
             masked = mask_urls(exc.message)
             if masked == exc.message:
                 raise
-            error = click.ClickException(masked)
-            error.exit_code = exc.exit_code
-            raise error from None
+            raise click.ClickException(masked) from None
 
 
 @click.group(cls=_Commands)
