@@ -1,6 +1,7 @@
 """What the library costs per turn, measured against the bare core chat on the same machine.
 
     .venv/bin/python benchmarks/bench.py [--turns 200] [--pg URL] [--skip-pg] [--skip-prisma]
+        [--shapes 50x20,200x10] [--load 10000] [--plot out.png] [--scale N]
 
 Workload: the FakeProvider with zero latency, so what is measured is the library. Printed for
 each backend, side by side in one run:
@@ -9,7 +10,14 @@ each backend, side by side in one run:
   database driver itself (SQLite's trace callback, asyncpg's query logger);
 - turns 191-200 against turns 1-10 (flat in history length?);
 - `load_chat` + `messages()` on a 10,000-message chat;
-- time to first chunk of `ask_stream` against the bare core stream.
+- time to first chunk of `ask_stream` against the bare core stream;
+- many chats at once in one process (`--shapes`, chats x turns each, all concurrent on one
+  store with default settings): turns/s, p99 and worst turn;
+- peak Python memory (tracemalloc) of that 10,000-message load, in a run of its own.
+`--plot out.png` also draws each backend's per-turn cost against turn number (needs the
+`bench` extra: `pip install -e '.[bench]'`). `--scale N` instead compares the per-turn cost
+on an empty database with the cost on one seeded with N messages across N/100 chats (bulk
+inserts), alternating rounds between the two so machine noise hits both alike.
 Backends: sql-sqlite, sql-postgresql, and, when the query-engine stand-in is installed
 (`npm ci --prefix tools/query-engine`), prisma-sqlite and prisma-postgresql on the same
 databases. For prisma, round trips are HTTP requests to the query engine (what prisma-client-py
@@ -27,8 +35,9 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +46,8 @@ from sqlalchemy import event
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness import RunStats, ms, parse_shapes, run_concurrent, sequential  # noqa: E402
 
 from nodellm_orm import LLM, SqlStore, Tool, connect, create_chat, create_llm, load_chat  # noqa: E402
 from nodellm_orm.orm.ids import new_id, utc_now  # noqa: E402
@@ -109,10 +120,6 @@ async def attach_counter(store: SqlStore, counter: StatementCounter) -> None:
     )
 
 
-def ms(values: list[float]) -> float:
-    return statistics.median(values) * 1000
-
-
 async def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     await fn()
@@ -144,35 +151,50 @@ async def count_turn(db: Any, counter: StatementCounter, tool: bool) -> tuple[in
     return counter.data, counter.control
 
 
+def message_rows(chat_id: str, count: int, start: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": new_id(),
+            "chatId": chat_id,
+            "role": "user" if i % 2 == 0 else "assistant",
+            "content": f"message number {i} with a few words of text",
+            "createdAt": start + timedelta(milliseconds=i // 3),
+        }
+        for i in range(count)
+    ]
+
+
 async def seed_messages(db: Any, llm: LLM, count: int) -> str:
     chat = await create_chat(db, llm)
-    store = chat.store
-    start = utc_now()
-    rows = []
-    for i in range(count):
-        rows.append(
-            {
-                "id": new_id(),
-                "chatId": chat.id,
-                "role": "user" if i % 2 == 0 else "assistant",
-                "content": f"message number {i} with a few words of text",
-                "createdAt": start + timedelta(milliseconds=i // 3),
-            }
-        )
+    rows = message_rows(chat.id, count, utc_now())
     for i in range(0, count, 500):
-        await store.insert_messages(rows[i : i + 500])
+        await chat.store.insert_messages(rows[i : i + 500])
     return chat.id
 
 
-async def load_times(db: Any, llm: LLM, chat_id: str, runs: int = 7) -> list[float]:
+async def load_times(db: Any, llm: LLM, chat_id: str, count: int, runs: int = 7) -> list[float]:
     async def load() -> None:
         chat = await load_chat(db, llm, chat_id)
         assert chat is not None
         rows = await chat.messages()
-        assert len(rows) >= 10_000
+        assert len(rows) >= count
 
     await load()
     return [await timed(load) for _ in range(runs)]
+
+
+async def load_peak_memory(db: Any, llm: LLM, chat_id: str) -> tuple[int, int]:
+    """Peak and retained bytes Python allocates for load_chat + messages() (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        chat = await load_chat(db, llm, chat_id)
+        assert chat is not None
+        rows = await chat.messages()
+        retained, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del rows
+    return peak, retained
 
 
 async def first_chunk(make_stream: Callable[[], Any]) -> float:
@@ -196,47 +218,68 @@ async def stream_times(db: Any, runs: int) -> tuple[list[float], list[float]]:
     return core_times, orm_times
 
 
+async def concurrent_turns(db: Any, llm: LLM, chats: int, turns: int, deadline: float) -> RunStats:
+    """`chats` chats on one store, each asking `turns` times in a row, all at once."""
+    conversations = []
+    for _ in range(chats):
+        chat = await create_chat(db, llm)
+        conversations.append(lambda i, chat=chat: chat.ask(f"question {i}"))
+    return await run_concurrent(conversations, turns, deadline)
+
+
+def ratio(values: list[float], late: slice, early: slice) -> float:
+    if len(values) < (late.stop or 0):
+        return float("nan")
+    return statistics.median(values[late]) / statistics.median(values[early])
+
+
 async def bench_backend(
-    name: str, db: Any, counter: StatementCounter, turns: int
-) -> dict[str, str]:
+    name: str, db: Any, counter: StatementCounter, args: argparse.Namespace
+) -> tuple[dict[str, str], list[float]]:
+    """The table's column for one backend, and its per-turn seconds in turn order."""
+    turns = args.turns
     llm = create_llm(provider=FakeProvider())
     # Warm caches and compiled statements, and bring SQLite's WAL to its steady state
     # (periodic checkpoints), so early and late turns pay the same amortised costs.
-    await orm_turns(db, llm, 150)
+    await orm_turns(db, llm, args.warmup)
     core = await bare_turns(turns)
     orm = await orm_turns(db, llm, turns)
     overhead = ms(orm) - ms(core)
     plain = await count_turn(db, counter, tool=False)
     tool = await count_turn(db, counter, tool=True)
     # Medians: a WAL checkpoint lands on some turn every ~30 turns; it is no history cost.
-    early = statistics.median(orm[:10])
-    late = statistics.median(orm[190:200]) if turns >= 200 else float("nan")
-    early_core = statistics.median(core[:10])
-    late_core = statistics.median(core[190:200]) if turns >= 200 else float("nan")
-    wide = (
-        statistics.median(orm[150:200]) / statistics.median(orm[:50])
-        if turns >= 200
-        else float("nan")
-    )
-    chat_id = await seed_messages(db, llm, 10_000)
-    loads = await load_times(db, llm, chat_id)
+    late, early = slice(190, 200), slice(0, 10)
+    early_s = statistics.median(orm[early])
+    late_s = statistics.median(orm[late]) if turns >= 200 else float("nan")
+    early_core = statistics.median(core[early])
+    late_core = statistics.median(core[late]) if turns >= 200 else float("nan")
+    chat_id = await seed_messages(db, llm, args.load)
+    loads = await load_times(db, llm, chat_id, args.load)
+    peak, retained = await load_peak_memory(db, llm, chat_id)
     core_first, orm_first = await stream_times(db, 50)
     unit = "engine requests" if name.startswith("prisma") else "statements"
-    return {
+    row = {
         "backend": name,
         "ORM turn, median": f"{ms(orm):.3f} ms (mean {statistics.mean(orm) * 1000:.3f})",
         "bare core turn, median": f"{ms(core):.3f} ms",
         "overhead per plain turn": f"{overhead:.3f} ms",
         "round trips / plain turn": f"{plain[0]} {unit} (+{plain[1]} BEGIN/COMMIT)",
         "round trips / tool turn": f"{tool[0]} {unit} (+{tool[1]} BEGIN/COMMIT)",
-        "turn 191-200 / turn 1-10": f"{late / early:.2f}x "
-        f"(bare core {late_core / early_core:.2f}x)",
-        "turn 151-200 / turn 1-50": f"{wide:.2f}x (steadier on a noisy engine hop)",
-        "overhead 191-200 vs 1-10": f"{(late - late_core) * 1000:.3f} vs "
-        f"{(early - early_core) * 1000:.3f} ms",
-        "load_chat+messages() 10k": f"{ms(loads):.1f} ms (median of {len(loads)})",
+        "turn 191-200 / turn 1-10": f"{ratio(orm, late, early):.2f}x "
+        f"(bare core {ratio(core, late, early):.2f}x)",
+        "turn 151-200 / turn 1-50": f"{ratio(orm, slice(150, 200), slice(0, 50)):.2f}x "
+        "(steadier on a noisy engine hop)",
+        "overhead 191-200 vs 1-10": f"{(late_s - late_core) * 1000:.3f} vs "
+        f"{(early_s - early_core) * 1000:.3f} ms",
+        f"load_chat+messages() {args.load:,}": f"{ms(loads):.1f} ms (median of {len(loads)})",
+        "  peak / retained memory": f"{peak / 2**20:.1f} / {retained / 2**20:.1f} MiB "
+        "(tracemalloc)",
         "first chunk: ORM vs core": f"{ms(orm_first):.3f} vs {ms(core_first):.3f} ms",
     }
+    for chats, per_chat in args.shapes:
+        stats = await concurrent_turns(db, llm, chats, per_chat, args.deadline)
+        row[f"{chats} chats x {per_chat} turns"] = stats.summary()
+    return row, orm
 
 
 def print_table(results: list[dict[str, str]]) -> None:
@@ -248,15 +291,67 @@ def print_table(results: list[dict[str, str]]) -> None:
         print(f"{key.ljust(width)}  {cells}")
 
 
-async def bench_database(dialect: str, url: str, args: argparse.Namespace) -> list[dict[str, str]]:
+def plot(series: dict[str, list[float]], core: list[float], path: Path) -> None:
+    """Per-turn cost against turn number: each turn faint, a rolling median of 9 drawn over."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("--plot needs matplotlib: pip install -e '.[bench]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def rolling(values: list[float]) -> list[float]:
+        return [statistics.median(values[max(0, i - 4) : i + 5]) for i in range(len(values))]
+
+    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
+    for label, values in [*series.items(), ("bare core chat (no database)", core)]:
+        xs = range(1, len(values) + 1)
+        per_ms = [v * 1000 for v in values]
+        (line,) = ax.plot(xs, rolling(per_ms), label=label, linewidth=1.8)
+        ax.plot(xs, per_ms, color=line.get_color(), alpha=0.2, linewidth=0.8)
+    ax.set_xlabel("turn number (history grows by two messages a turn)")
+    ax.set_ylabel("ms per plain turn (zero-latency model)")
+    ax.set_yscale("log")
+    ax.set_title("nodellm-orm: cost of a turn against turn number")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    print(f"plot written to {path}", file=sys.stderr)
+
+
+async def open_databases(dialect: str, args: argparse.Namespace, tmp: Path) -> str | None:
+    if dialect == "sqlite":
+        return f"sqlite:///{tmp / f'bench-{new_id()}.db'}"
+    if args.skip_pg:
+        return None
+    if args.pg and not args.scale:
+        return str(args.pg)
+    from tests.support.postgres import create_database, postgres_url
+
+    server = args.pg or postgres_url()
+    if not server:
+        print("no PostgreSQL server: skipped", file=sys.stderr)
+        return None
+    return str(await create_database(server))
+
+
+def label_of(dialect: str) -> str:
+    return "sql-sqlite (file, WAL)" if dialect == "sqlite" else "sql-postgresql"
+
+
+async def bench_database(
+    dialect: str, url: str, args: argparse.Namespace, series: dict[str, list[float]]
+) -> list[dict[str, str]]:
     """Both backends on one database, one after the other."""
     results = []
     store = await connect(url)
     try:
         counter = StatementCounter()
         await attach_counter(store, counter)
-        label = "sql-sqlite (file, WAL)" if dialect == "sqlite" else "sql-postgresql"
-        results.append(await bench_backend(label, store, counter, args.turns))
+        row, per_turn = await bench_backend(label_of(dialect), store, counter, args)
+        results.append(row)
+        series[label_of(dialect)] = per_turn
     finally:
         await store.close()
     if args.skip_prisma:
@@ -277,33 +372,94 @@ async def bench_database(dialect: str, url: str, args: argparse.Namespace) -> li
     ) as (client, _):
         counter = StatementCounter()
         count_prisma(client, counter)
-        results.append(await bench_backend(f"prisma-{dialect}", client, counter, args.turns))
+        row, per_turn = await bench_backend(f"prisma-{dialect}", client, counter, args)
+        results.append(row)
+        series[f"prisma-{dialect}"] = per_turn
     return results
+
+
+async def seed_scale(store: SqlStore, total: int, per_chat: int = 100) -> float:
+    """`total` messages across total/per_chat chats, in bulk inserts; returns seconds taken."""
+    start = time.perf_counter()
+    at = utc_now() - timedelta(days=30)
+    batch: list[dict[str, Any]] = []
+    for first in range(0, total, per_chat):
+        chat_id = new_id()
+        await store.create_chat({"id": chat_id, "createdAt": at, "updatedAt": at})
+        batch += message_rows(chat_id, min(per_chat, total - first), at)
+        if len(batch) >= 2000:
+            await store.insert_messages(batch)
+            batch = []
+    if batch:
+        await store.insert_messages(batch)
+    return time.perf_counter() - start
+
+
+async def bench_scale(dialect: str, args: argparse.Namespace, tmp: Path) -> dict[str, str] | None:
+    """Per-turn cost on an empty database against one holding `--scale` messages."""
+    empty_url = await open_databases(dialect, args, tmp)
+    full_url = await open_databases(dialect, args, tmp)
+    if empty_url is None or full_url is None:
+        return None
+    empty, full = await connect(empty_url), await connect(full_url)
+    try:
+        seconds = await seed_scale(full, args.scale)
+        llm = create_llm(provider=FakeProvider())
+        for store in (empty, full):  # warm both alike
+            await orm_turns(store, llm, args.warmup)
+        times: dict[int, list[float]] = {0: [], 1: []}
+        # Alternate rounds of 50 turns on a fresh chat in each database: noise hits both alike.
+        for _ in range(max(1, args.turns // 50)):
+            for key, store in enumerate((empty, full)):
+                chat = await create_chat(store, llm)
+                times[key] += await sequential(lambda i, c=chat: c.ask(f"question {i}"), 50)
+    finally:
+        await empty.close()
+        await full.close()
+    e, f = ms(times[0]), ms(times[1])
+    return {
+        "backend": label_of(dialect),
+        "messages seeded": f"{args.scale:,} in {-(-args.scale // 100):,} chats ({seconds:.1f} s)",
+        "turn, empty database": f"{e:.3f} ms (median of {len(times[0])})",
+        f"turn, {args.scale:,} messages": f"{f:.3f} ms (median of {len(times[1])})",
+        "seeded / empty": f"{f / e:.2f}x",
+    }
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--turns", type=int, default=200)
-    parser.add_argument("--pg", help="PostgreSQL URL (default: start a throwaway server)")
+    parser.add_argument("--warmup", type=int, default=150, help="turns before measuring")
+    parser.add_argument("--load", type=int, default=10_000, help="messages in the loaded chat")
+    parser.add_argument(
+        "--shapes",
+        type=parse_shapes,
+        default=parse_shapes("50x20,200x10"),
+        help="concurrent runs, CHATSxTURNS[,...]; '' for none",
+    )
+    parser.add_argument(
+        "--deadline", type=float, default=60.0, help="seconds before a concurrent run is cut"
+    )
+    parser.add_argument("--plot", type=Path, help="write per-turn cost by turn number (PNG)")
+    parser.add_argument("--scale", type=int, help="per-turn cost empty vs N messages, only")
+    parser.add_argument("--pg", help="PostgreSQL URL (default: NODELLM_TEST_PG_URL or a throwaway)")
     parser.add_argument("--skip-pg", action="store_true")
     parser.add_argument("--skip-prisma", action="store_true")
     args = parser.parse_args()
-    results = []
+    results: list[dict[str, str]] = []
+    series: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
-        sqlite_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        results += await bench_database("sqlite", sqlite_url, args)
-        if not args.skip_pg:
-            pg = args.pg
-            if pg is None:
-                from tests.support.postgres import create_database, postgres_url
-
-                server = postgres_url()
-                pg = await create_database(server) if server else None
-            if pg:
-                results += await bench_database("postgresql", pg, args)
-            else:
-                print("no PostgreSQL server: skipped", file=sys.stderr)
+        for dialect in ("sqlite", "postgresql"):
+            if args.scale:
+                row = await bench_scale(dialect, args, Path(tmp))
+                results += [row] if row else []
+                continue
+            url = await open_databases(dialect, args, Path(tmp))
+            if url is not None:
+                results += await bench_database(dialect, url, args, series)
     print_table(results)
+    if args.plot and series:
+        plot(series, await bare_turns(args.turns), args.plot)
 
 
 if __name__ == "__main__":
