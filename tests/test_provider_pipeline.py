@@ -16,8 +16,9 @@ import sqlite3
 import subprocess
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from itertools import combinations, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from pydantic import BaseModel
 import nodellm_orm
 from nodellm_orm import LLM, RequestMetrics, Tool, connect, create_chat, create_llm
 from nodellm_orm.core import errors
+from nodellm_orm.core.deltas import normalized, repair_text
+from nodellm_orm.core.messages import StreamDelta
 from nodellm_orm.core.providers.anthropic import AnthropicProvider
 from nodellm_orm.core.providers.base import Provider, RetryPolicy
 from nodellm_orm.core.providers.gemini import GeminiProvider
@@ -840,3 +843,33 @@ def test_the_core_does_not_know_the_fake_provider_until_testing_is_imported() ->
     assert out.split() == ["unknown", "FakeProvider"]
     source = (Path(nodellm_orm.__file__).parent / "core" / "llm.py").read_text()
     assert "testing" not in source and '"fake"' not in source
+
+
+# -- the joiner, exhaustively: where a stream is cut never changes the text ---------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        HIGH + LOW,  # one astral character
+        "a" + HIGH + LOW + "b" + HIGH + LOW,  # two, with text between
+        HIGH + HIGH + LOW,  # a lone high half, then a pair
+        LOW + "x" + HIGH,  # a lone low half first, a lone high half last
+        "é" + HIGH + LOW + HIGH,  # BMP text, a pair, a trailing lone half
+    ],
+)
+async def test_every_way_of_cutting_a_stream_gives_the_same_text(text: str) -> None:
+    expected = repair_text(text)
+    assert not any("\ud800" <= ch <= "\udfff" for ch in expected)
+    for cuts in range(len(text)):
+        for points in combinations(range(1, len(text)), cuts):
+            bounds = [0, *points, len(text)]
+            pieces = [text[a:b] for a, b in pairwise(bounds)]
+
+            async def source(pieces: list[str] = pieces) -> AsyncIterator[StreamDelta]:
+                for piece in pieces:
+                    yield StreamDelta(content=piece, thinking=piece)
+
+            out = [d async for d in normalized(source(), lambda error: None)]
+            assert "".join(d.content for d in out) == expected, pieces
+            assert "".join(d.thinking for d in out) == expected, pieces
