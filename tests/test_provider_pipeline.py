@@ -36,6 +36,7 @@ from nodellm_orm.core.providers.base import Provider, RetryPolicy
 from nodellm_orm.core.providers.gemini import GeminiProvider
 from nodellm_orm.core.providers.openai import DeepSeekProvider, OllamaProvider, OpenAIProvider
 from nodellm_orm.testing import FakeProvider, FakeResponse
+from tests.conftest import Database
 
 FAST = RetryPolicy(attempts=2, base_delay=0, jitter=0)
 SMILE = "\U0001f600"  # 😀, "\ud83d\ude00" in JSON
@@ -388,17 +389,13 @@ async def test_a_wrong_shaped_success_body_is_a_response_format_error_and_is_rep
     assert [m.role for m in chat.messages] == ["user"]
 
 
-async def test_a_wrong_shaped_body_leaves_its_request_row(tmp_path: Path) -> None:
-    store = await connect(f"sqlite:///{tmp_path / 'rows.db'}")
-    try:
-        server = Server([reply({"object": "chat.completion", "choices": None})])
-        chat = await create_chat(store, llm_on(OpenAIProvider, server), model="gpt-4o-mini")
-        with pytest.raises(errors.ResponseFormatError):
-            await chat.ask("hi")
-        (row,) = await store.list_requests(chat.id)
-        assert (row.statusCode, row.provider, row.model) == (200, "openai", "gpt-4o-mini")
-    finally:
-        await store.close()
+async def test_a_wrong_shaped_body_leaves_its_request_row(database: Database) -> None:
+    server = Server([reply({"object": "chat.completion", "choices": None})])
+    chat = await create_chat(database.db, llm_on(OpenAIProvider, server), model="gpt-4o-mini")
+    with pytest.raises(errors.ResponseFormatError):
+        await chat.ask("hi")
+    (row,) = await (await database.store()).list_requests(chat.id)
+    assert (row.statusCode, row.provider, row.model) == (200, "openai", "gpt-4o-mini")
 
 
 def test_response_format_error_is_exported() -> None:
@@ -558,20 +555,18 @@ async def test_a_final_failed_attempt_reports_its_own_duration() -> None:
     assert [(m.status_code, m.duration_ms) for m in seen] == [(500, 3)] * 3
 
 
-async def test_the_rows_of_a_429_then_a_200_carry_their_own_durations(tmp_path: Path) -> None:
+async def test_the_rows_of_a_429_then_a_200_carry_their_own_durations(
+    database: Database,
+) -> None:
     clock = FakeClock()
     fake = FakeProvider(retry=RetryPolicy(attempts=2, base_delay=0.5, jitter=0))
     fake.clock, fake.sleep = clock, clock.sleep
     fake.queue.append(FakeResponse(status_code=429, error="slow down", delay=0.007))
     fake.reply("ok", delay=0.002)
-    store = await connect(f"sqlite:///{tmp_path / 'durations.db'}")
-    try:
-        chat = await create_chat(store, create_llm(provider=fake))
-        await chat.ask("hi")
-        rows = await store.list_requests(chat.id)
-        messages = await chat.messages()
-    finally:
-        await store.close()
+    chat = await create_chat(database.db, create_llm(provider=fake))
+    await chat.ask("hi")
+    rows = await (await database.store()).list_requests(chat.id)
+    messages = await chat.messages()
     assert [(r.statusCode, r.duration) for r in rows] == [(429, 7), (200, 2)]
     raw = json.loads(messages[-1].contentRaw or "{}")
     assert raw["latencyMs"] == 7 + 500 + 2
@@ -798,6 +793,23 @@ async def test_an_echoed_key_reaches_no_row(tmp_path: Path) -> None:
         ]
     assert any("***" in cell for cell in cells)  # the error was written, masked
     assert not any(key in cell for cell in cells)
+
+
+async def test_an_echoed_key_reaches_no_record_on_any_backend(database: Database) -> None:
+    key = KEYS["anthropic"]
+    server = Server([echo_in_stream(AnthropicProvider)])
+    llm = llm_on(AnthropicProvider, server, api_key=key)
+    chat = await create_chat(database.db, llm, model="claude-sonnet-4-5")
+    with pytest.raises(errors.AuthenticationError):
+        async for _ in chat.ask_stream("hi"):
+            pass
+    store = await database.store()
+    messages = await store.list_messages(chat.id)
+    records: list[Any] = [await store.get_chat(chat.id), *messages]
+    records += await store.list_requests(chat.id)
+    records += await store.list_tool_calls([m.id for m in messages])
+    assert len(records) >= 3  # the chat, the question, the failed request
+    assert not any(key in repr(record) for record in records)
 
 
 # -- error names and the fake provider's registration --------------------------------------------
