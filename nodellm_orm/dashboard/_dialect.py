@@ -3,8 +3,9 @@
 Dates: PostgreSQL holds `TIMESTAMP(3)` UTC; SQLite holds INTEGER epoch milliseconds (Prisma's
 native engine, and this library) or ISO-8601 text (Prisma's JS driver adapters), possibly
 mixed in one column. Every query reads a date through `epoch_ms`, so both forms sort, filter
-and bucket alike. Percentiles: PostgreSQL has `percentile_cont`; SQLite ranks rows with window
-functions and interpolates between the two neighbouring ranks, which is the same definition.
+and bucket alike. Percentiles: PostgreSQL has `percentile_cont`; SQLite ranks a histogram of
+the values with window functions and interpolates between the two neighbouring ranks, which
+is the same definition.
 """
 
 from __future__ import annotations
@@ -114,32 +115,36 @@ class SqliteDialect(Dialect):
         where: ColumnElement[bool],
         fractions: tuple[float, ...],
     ) -> Select[Any]:
-        ranked = (
-            select(
-                group.label("g"),
-                value.label("v"),
-                (over(func.row_number(), partition_by=group, order_by=value) - 1).label("r"),
-                over(func.count(), partition_by=group).label("n"),
-            )
+        # A histogram first (one row per distinct value: durations repeat a lot), then
+        # cumulative counts over it: the rank range [lo, hi) each value covers.
+        hist = (
+            select(group.label("g"), value.label("v"), func.count().label("c"))
             .where(where)
-            .subquery("ranked")
+            .group_by(group, value)
+            .subquery("hist")
         )
-        g, v, r, n = ranked.c.g, ranked.c.v, ranked.c.r, ranked.c.n
+        running = over(func.sum(hist.c.c), partition_by=hist.c.g, order_by=hist.c.v)
+        ranked = select(
+            hist.c.g,
+            hist.c.v,
+            (running - hist.c.c).label("lo"),
+            running.label("hi"),
+            over(func.sum(hist.c.c), partition_by=hist.c.g).label("n"),
+        ).subquery("ranked")
+        g, v, lo, hi, n = ranked.c.g, ranked.c.v, ranked.c.lo, ranked.c.hi, ranked.c.n
         columns: list[ColumnElement[Any]] = [g, func.max(n).label("n")]
         for i, p in enumerate(fractions):
             # Position h = (n - 1) * p; interpolate between ranks floor(h) and floor(h) + 1.
             h = (n - 1) * _lit(repr(float(p)))
-            low = cast(h, Integer)
-            columns.append(func.max(case((r == low, v))).label(f"lo{i}"))
-            columns.append(func.max(case((r == low + 1, v))).label(f"hi{i}"))
-            columns.append(func.max(h - low).label(f"f{i}"))
+            k = cast(h, Integer)
+            columns.append(func.max(case((and_(lo <= k, k < hi), v))).label(f"lo{i}"))
+            columns.append(func.max(case((and_(lo <= k + 1, k + 1 < hi), v))).label(f"hi{i}"))
+            columns.append(func.max(h - k).label(f"f{i}"))
         picked = select(*columns).group_by(g).subquery("picked")
         out: list[ColumnElement[Any]] = [picked.c.g, picked.c.n]
         for i in range(len(fractions)):
-            lo, hi, f = picked.c[f"lo{i}"], picked.c[f"hi{i}"], picked.c[f"f{i}"]
-            out.append(
-                (cast(lo, Float) + f * (func.coalesce(hi, lo) - lo)).label(f"p{i}"),
-            )
+            low, high, f = picked.c[f"lo{i}"], picked.c[f"hi{i}"], picked.c[f"f{i}"]
+            out.append((cast(low, Float) + f * (func.coalesce(high, low) - low)).label(f"p{i}"))
         return select(*out).order_by(picked.c.g)
 
     def read_only_statements(self) -> tuple[str, ...]:
