@@ -3,8 +3,9 @@
 Setup (normal network access): `pip install prisma nodellm-orm`, `nodellm-orm init` to write
 the schema, `prisma generate` and `prisma migrate deploy` (or `nodellm-orm migrate`). Then:
 
-    DATABASE_URL=postgresql://... OPENAI_API_KEY=... python examples/typed_prisma.py
+    DATABASE_URL=postgresql://... python examples/typed_prisma.py
 
+Uses OpenAI when OPENAI_API_KEY is set, else the offline FakeProvider (as the other examples).
 The same `create_chat`/`load_chat` as `@node-llm/orm/prisma`: the client is the `db`, and
 the delegates default to `llmchat`, `llmmessage`... (or name yours with `table_names`).
 """
@@ -12,19 +13,27 @@ the delegates default to `llmchat`, `llmmessage`... (or name yours with `table_n
 from __future__ import annotations
 
 import asyncio
+import os
 
 from prisma import Prisma
 
-from nodellm_orm import create_llm
+from nodellm_orm import LLM, create_llm
 from nodellm_orm.orm.records import MessageRecord
 from nodellm_orm.prisma import Chat, TableNames, create_chat, load_chat
+from nodellm_orm.testing import FakeProvider
+
+
+def make_llm() -> LLM:
+    if os.environ.get("OPENAI_API_KEY"):
+        return create_llm("openai", model="gpt-4o-mini")
+    return create_llm(FakeProvider(["Prisma is a typed database toolkit.", "Toolkit."]))
 
 
 async def main() -> None:
     db = Prisma()
     await db.connect()
+    llm = make_llm()
     try:
-        llm = create_llm("openai", model="gpt-4o-mini")
         chat: Chat = await create_chat(
             db,
             llm,
@@ -42,12 +51,15 @@ async def main() -> None:
         # The typed client stays available for your own queries on the same tables.
         stored: int = await db.llmmessage.count(where={"chatId": chat.id})
         latest = await db.llmmessage.find_first(
-            where={"chatId": chat.id}, order={"createdAt": "desc"}
+            # A turn's two rows share one createdAt; the id orders them, as the library does.
+            where={"chatId": chat.id},
+            order=[{"createdAt": "desc"}, {"id": "desc"}],
         )
         role: str | None = latest.role if latest is not None else None
         print(f"{stored} messages stored, the last one by {role}")
     finally:
         await db.disconnect()
+        await llm.aclose()
 
 
 if __name__ == "__main__":
