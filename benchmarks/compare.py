@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 
 async def worker(root: Path, dialect: str, args: argparse.Namespace) -> dict[str, float]:
     sys.path.insert(0, str(HERE))
-    from harness import ms, run_concurrent, sequential
+    from harness import ms, run_concurrent, sequential_cpu
 
     from nodellm_orm import connect, create_chat, create_llm, load_chat
     from nodellm_orm.testing import FakeProvider
@@ -51,15 +51,16 @@ async def worker(root: Path, dialect: str, args: argparse.Namespace) -> dict[str
     try:
         llm = create_llm(provider=FakeProvider())
 
-        async def orm_run(turns: int) -> list[float]:
+        async def orm_run(turns: int) -> tuple[list[float], list[float]]:
             chat = await create_chat(store, llm)
-            return await sequential(lambda i: chat.ask(f"question {i}"), turns)
+            return await sequential_cpu(lambda i: chat.ask(f"question {i}"), turns)
 
         await orm_run(args.warmup)
         bare = create_llm(provider=FakeProvider()).chat()
-        core = await sequential(lambda i: bare.ask(f"question {i}"), 200)
-        orm = await orm_run(200)
+        core, core_cpu = await sequential_cpu(lambda i: bare.ask(f"question {i}"), 200)
+        orm, orm_cpu = await orm_run(200)
         out["overhead per plain turn (ms)"] = ms(orm) - ms(core)
+        out["overhead per plain turn, CPU time (ms)"] = ms(orm_cpu) - ms(core_cpu)
         out["turn 191-200 / turn 1-10"] = statistics.median(orm[190:]) / statistics.median(orm[:10])
         chat = await create_chat(store, llm)
         at = datetime.now(UTC)

@@ -93,14 +93,26 @@ async def sequential(turn: Turn, turns: int) -> list[float]:
     return out
 
 
+async def sequential_cpu(turn: Turn, turns: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds per turn (CPU of the whole process, driver threads included):
+    on a machine shared with other jobs, CPU time shows what is ours without the waits."""
+    wall, cpu = [], []
+    for i in range(turns):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        await turn(i)
+        cpu.append(time.process_time() - start_cpu)
+        wall.append(time.perf_counter() - start)
+    return wall, cpu
+
+
 def ms(values: Sequence[float]) -> float:
     return statistics.median(values) * 1000
 
 
 def parse_shapes(text: str) -> list[tuple[int, int]]:
-    """ "50x20,200x10" -> [(50, 20), (200, 10)]: chats x turns per chat."""
-    shapes = []
-    for part in text.split(","):
+    """Chats x turns per chat: "50x20,200x10" -> [(50, 20), (200, 10)]; "" -> []."""
+    shapes: list[tuple[int, int]] = []
+    for part in filter(None, text.split(",")):
         chats, _, turns = part.strip().partition("x")
         if not (chats.isdigit() and turns.isdigit()) or int(chats) < 1 or int(turns) < 1:
             raise argparse.ArgumentTypeError(f"{part!r} is not CHATSxTURNS, e.g. 50x20")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import sqlite3
 from collections import deque
@@ -171,9 +172,12 @@ class PgLease:
     reused = False
     broken = False
 
-    def __init__(self, conn: AsyncConnection, driver: Any) -> None:
+    def __init__(self, conn: AsyncConnection, driver: Any, adapter: Any = None) -> None:
         self.conn = conn
         self._driver = driver
+        # SQLAlchemy's wrapper of this connection: it knows how to translate asyncpg's errors.
+        self._adapter = adapter
+        self._dbapi_error: type[Exception] = conn.dialect.loaded_dbapi.Error
         self._tx: Any = None
 
     @classmethod
@@ -183,7 +187,7 @@ class PgLease:
         driver = raw.driver_connection
         if not hasattr(driver, "transaction") or not hasattr(driver, "is_in_transaction"):
             raise StoreError("SqlStore on PostgreSQL needs the asyncpg driver")
-        return cls(conn, driver)
+        return cls(conn, driver, raw.dbapi_connection)
 
     def alive(self) -> bool:
         return not self._driver.is_closed() and not self.conn.invalidated
@@ -204,11 +208,32 @@ class PgLease:
             raise
 
     async def _exec(self, steps: Sequence[Step]) -> list[Any]:
+        # asyncpg itself rather than SQLAlchemy's adapter around it: the adapter's greenlet
+        # bridge, cursor emulation and result wrapping cost several times the statement's
+        # own round trip (measured: ~1.1 ms against ~0.3 ms per INSERT ... RETURNING). Rows
+        # are asyncpg Records (positional, like the adapter's rows); errors are translated as
+        # the adapter translates them, so callers see the same SQLAlchemy exceptions.
+        driver = self._driver
         out: list[Any] = []
         for sql, args, rows in steps:
-            res = await self.conn.exec_driver_sql(sql, args)
-            out.append(fetch_rows(res.all, rows) if rows else res.rowcount)
+            try:
+                if rows:
+                    records: list[Any] = await driver.fetch(sql, *args)
+                    out.append(fetch_rows(functools.partial(list, records), rows))
+                else:
+                    out.append(_rowcount(await driver.execute(sql, *args)))
+            except Exception as exc:
+                raise self._translate(exc, sql, args) from exc
         return out
+
+    def _translate(self, exc: Exception, sql: str, args: tuple[Any, ...]) -> Exception:
+        try:
+            self._adapter._handle_exception(exc)  # raises the DB-API form of `exc`
+        except Exception as dbapi_error:
+            if isinstance(dbapi_error, self._dbapi_error):
+                return sa_exc.DBAPIError.instance(sql, args, dbapi_error, self._dbapi_error)
+            return dbapi_error
+        return exc
 
     async def begin(self) -> None:
         self._tx = self._driver.transaction()
@@ -239,6 +264,14 @@ class PgLease:
             await self.conn.invalidate()
         else:
             await self.conn.close()
+
+
+def _rowcount(status: str) -> int:
+    """Rows a statement touched, from PostgreSQL's command tag ("UPDATE 3", "INSERT 0 1")."""
+    verb, _, count = status.rpartition(" ")
+    if verb.split(" ", 1)[0] in ("INSERT", "UPDATE", "DELETE", "SELECT", "MERGE", "COPY"):
+        return int(count)
+    return -1
 
 
 # --- the pool -------------------------------------------------------------------------------
