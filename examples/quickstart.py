@@ -1,13 +1,4 @@
-"""Quickstart: persist a chat, ask twice, reload it, read what was stored.
-
-    python examples/quickstart.py
-
-Uses OpenAI when OPENAI_API_KEY is set, else the offline FakeProvider. The database is
-$DATABASE_URL (default sqlite:///nodellm.db), migrated on connect.
-"""
-
-from __future__ import annotations
-
+# The README's Quickstart, verbatim (tests/test_examples.py checks that they stay equal).
 import asyncio
 import os
 
@@ -17,30 +8,27 @@ from nodellm_orm.testing import FakeProvider
 
 def make_llm() -> LLM:
     if os.environ.get("OPENAI_API_KEY"):
-        return create_llm("openai")
-    return create_llm(FakeProvider(["Paris.", "About 2.1 million people."]))
+        return create_llm("openai")  # a real model
+    return create_llm(FakeProvider(["Paris.", "About 2.1 million."]))  # offline, scripted
 
 
 async def main() -> None:
-    db = await connect(os.environ.get("DATABASE_URL", "sqlite:///nodellm.db"))
+    url = os.environ.get("DATABASE_URL", "sqlite:///nodellm.db")
+    db = await connect(url)  # creates and migrates the database
     llm = make_llm()
     try:
-        chat = await create_chat(
-            db, llm, instructions="Answer in one short sentence.", metadata={"user": "ada"}
-        )
+        chat = await create_chat(db, llm, model="gpt-4o-mini", instructions="Be brief.")
         answer = await chat.ask("What is the capital of France?")
-        print(f"assistant: {answer.content}  ({answer.inputTokens} in / {answer.outputTokens} out)")
+        print(answer.content, answer.inputTokens, answer.outputTokens)  # the stored row
 
-        # Another object on the same chat id (another request, another process...): the
-        # history comes from the database, so the model knows what "there" means.
+        # Later, elsewhere: the history comes back from the database.
         same = await load_chat(db, llm, chat.id)
-        assert same is not None
-        await same.ask("How many people live there?")
-
+        if same is None:  # no chat with that id
+            raise SystemExit(f"chat {chat.id} not found")
+        await same.ask("And its population?")
         for row in await same.messages():
-            print(f"{row.role:>9}: {row.content}")
-        usage = await same.stats()
-        print(f"stats: {usage.input_tokens} input + {usage.output_tokens} output tokens")
+            print(row.role, row.content)
+        print(await same.stats())  # tokens and cost summed over the request rows
     finally:
         await db.close()
         await llm.aclose()

@@ -37,3 +37,29 @@ def test_example_runs_offline(script: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
     assert (tmp_path / "example.db").exists()
+
+
+def test_the_readme_quickstart_is_examples_quickstart() -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quickstart\n", 1)[1].split("\n## ", 1)[0]
+    snippet = section.split("```python\n", 1)[1].split("```\n", 1)[0]
+    assert snippet == (EXAMPLES / "quickstart.py").read_text(encoding="utf-8")
+
+
+def test_the_quickstart_passes_mypy_strict(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--cache-dir",
+            str(tmp_path / "mypy-cache"),
+            str(EXAMPLES / "quickstart.py"),
+        ],
+        cwd=EXAMPLES.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
