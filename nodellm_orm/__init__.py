@@ -12,7 +12,7 @@ import importlib
 # Not typing.TYPE_CHECKING: importing typing alone would cost more than this whole module.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .core.agent import Agent
+    from .core.agent import Agent, define_agent
     from .core.chat import Chat as CoreChat
     from .core.chat import RequestMetrics, ToolErrorDirective
     from .core.errors import (
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     )
     from .core.llm import LLM, create_llm, register_provider
     from .core.messages import ChatChunk, Message, Response, Thinking, ToolCall, Usage
+    from .core.options import AskOptions, ChatOptions
     from .core.providers.base import Provider, RetryPolicy
     from .core.tools import Tool
     from .orm.agent_session import (
@@ -59,6 +60,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "LLM": (".core.llm", "LLM"),
     "APIError": (".core.errors", "APIError"),
     "Agent": (".core.agent", "Agent"),
+    "AskOptions": (".core.options", "AskOptions"),
+    "ChatOptions": (".core.options", "ChatOptions"),
+    "define_agent": (".core.agent", "define_agent"),
     "AgentClassMismatchError": (".orm.agent_session", "AgentClassMismatchError"),
     "AgentSession": (".orm.agent_session", "AgentSession"),
     "AgentSessionRecord": (".orm.records", "AgentSessionRecord"),
@@ -116,10 +120,12 @@ __all__ = [
     "AgentClassMismatchError",
     "AgentSession",
     "AgentSessionRecord",
+    "AskOptions",
     "AuthenticationError",
     "BadRequestError",
     "Chat",
     "ChatChunk",
+    "ChatOptions",
     "ChatRecord",
     "ChatStream",
     "ConfigurationError",
@@ -157,6 +163,7 @@ __all__ = [
     "create_agent_session",
     "create_chat",
     "create_llm",
+    "define_agent",
     "load_agent_session",
     "load_chat",
     "register_provider",

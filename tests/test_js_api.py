@@ -651,3 +651,18 @@ async def test_usage_logger_and_schema_self_correction(
     )
     fake.reply("a").reply("b").reply("c").reply('{"x": 2}')
     assert (await chat.ask("point")).content == '{"x": 2}'
+
+
+async def test_load_chat_instructions_replace_the_stored_ones_in_rows_and_requests(
+    store: SqlStore, llm: LLM, fake: FakeProvider
+) -> None:
+    chat = await create_chat(store, llm, instructions="Old.")
+    loaded = await load_chat(store, llm, chat.id, instructions="New.")
+    assert loaded is not None
+    fake.reply("ok")
+    await loaded.ask("hi")
+    assert [m.content for m in fake.requests[-1].messages if m.role == "system"] == ["New."]
+    record = await store.get_chat(chat.id)
+    assert record is not None and record.instructions == "New."
+    with pytest.raises(TypeError, match="metadata"):
+        await load_chat(store, llm, chat.id, metadata={"a": 1})  # type: ignore[call-arg]
