@@ -666,3 +666,42 @@ async def test_load_chat_instructions_replace_the_stored_ones_in_rows_and_reques
     assert record is not None and record.instructions == "New."
     with pytest.raises(TypeError, match="metadata"):
         await load_chat(store, llm, chat.id, metadata={"a": 1})  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("temperature", "hot"),
+        ("maxTokens", 0),
+        ("max_tokens", 2.5),
+        ("thinking", "high"),
+        ("thinking", {"effort": "extreme"}),
+        ("thinking", {"budget": -1}),
+        ("headers", {"X": 1}),
+        ("maxToolCalls", -1),
+        ("maxCorrections", True),
+        ("requestTimeout", 0),
+        ("request_timeout", "30s"),
+        ("schema", 42),
+        ("params", ["seed"]),
+        ("tools", "add"),
+        ("toolChoice", ""),
+        ("toolChoice", {"type": "function", "function": {}}),
+        ("toolCalls", "some"),
+        ("toolConcurrency", 4),
+        ("tool_concurrency", 0),
+        ("toolExecution", "yolo"),
+        ("debug", "yes"),
+        ("middlewares", "PIIMask"),
+    ],
+)
+async def test_every_value_form_is_checked_with_an_error_naming_the_option(
+    store: SqlStore, llm: LLM, option: str, value: Any
+) -> None:
+    with pytest.raises((TypeError, ValueError), match=option):
+        await create_chat(store, llm, {option: value})
+    assert await count(store, "LlmChat") == 0
+    if option in ("temperature", "maxTokens", "thinking", "requestTimeout", "params"):
+        chat = await create_chat(store, llm)
+        with pytest.raises((TypeError, ValueError), match=option):
+            await chat.ask("hi", **{option: value})
