@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Coroutine, Generator
 from pathlib import Path
 from typing import Any
@@ -371,3 +375,85 @@ async def test_driver_the_store_cannot_drive_is_refused(url: str, driver: str) -
 async def test_unsupported_database_is_refused() -> None:
     with pytest.raises(StoreError, match="mysql"):
         await connect("mysql://u@127.0.0.1:1/db")
+
+
+# --- a server restart (a throwaway cluster of this test's own) ------------------------------
+
+
+class Cluster:
+    """A PostgreSQL cluster this test may stop and start (never the shared server)."""
+
+    def __init__(self, bindir: Path, root: Path) -> None:
+        from tests.support.postgres import _as_user, _free_port, _os_user
+
+        self.bindir, self.user, self.as_user = bindir, _os_user(), _as_user
+        self.root, self.data, self.port = root, root / "data", _free_port()
+        if self.user is not None:
+            import pwd
+
+            info = pwd.getpwnam(self.user)
+            os.chown(root, info.pw_uid, info.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
+        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        argv = self.as_user(self.user, [str(self.bindir / tool), *args])
+        result = subprocess.run(argv, capture_output=True, text=True)
+        assert result.returncode == 0, f"{tool} failed: {result.stdout}{result.stderr}"
+
+    def start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F"
+        log = str(self.root / "log")
+        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+@pytest.fixture
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Generator[Cluster, None, None]:
+    from tests.support.postgres import find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries to start a throwaway cluster")
+    root = Path(tempfile.mkdtemp(prefix="nodellm-restart-"))
+    try:
+        made = Cluster(bindir, root)
+        made.start()
+        try:
+            yield made
+        finally:
+            with contextlib.suppress(AssertionError):
+                made.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_server_restart(cluster: Cluster) -> None:
+    url = await create_database(cluster.url, prefix="restart")
+    store = await connect(url)
+    try:
+        chat = await create_chat(store, create_llm(provider=FakeProvider()))
+        await chat.ask("before")
+        # Restarted between two turns: the idle connection is dead, the next turn does not see it.
+        cluster.stop()
+        cluster.start()
+        await chat.ask("after a restart")
+        # Down during a call: that call fails (there is no server), the store does not.
+        other = await create_chat(store, create_llm(provider=FakeProvider()))
+        cluster.stop()
+        with pytest.raises(OSError):  # connection refused: said as it is
+            await other.ask("while down")
+        cluster.start()
+        await chat.ask("back again")
+        rows = await (await store.bind(TableNames())).list_messages(chat.id)
+        assert [r.content for r in rows if r.role == "user"] == [
+            "before",
+            "after a restart",
+            "back again",
+        ]
+        assert all(r.content for r in rows)
+        assert store._s.pool.open_count <= store._s.pool.limit
+    finally:
+        await store.close()

@@ -52,6 +52,9 @@ class Lease(Protocol):
     reused: bool
     # Interrupted mid-statement or failed to roll back: never reuse.
     broken: bool
+    # Bind parameters one statement may carry, as the connection reports it (None: the
+    # dialect's documented limit).
+    max_params: int | None
 
     def alive(self) -> bool: ...
     def reusable(self, error: BaseException | None) -> bool: ...
@@ -112,6 +115,7 @@ def _sqlite_begin(raw: sqlite3.Connection) -> None:
 class SqliteLease:
     reused = False
     broken = False
+    max_params: int | None = None
 
     def __init__(self, conn: AsyncConnection, driver: Any) -> None:
         self.conn = conn
@@ -125,6 +129,9 @@ class SqliteLease:
         if not hasattr(driver, "_execute") or not hasattr(driver, "_conn"):
             raise StoreError("SqlStore on SQLite needs the aiosqlite driver")
         lease = cls(conn, driver)
+        # A connection may have been given a lower limit than the library's (setlimit).
+        limit = sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
+        lease.max_params = int(await lease._driver._execute(lease._raw.getlimit, limit))
         if pragmas:
             # A user's engine may lack our connect hook; cascades need foreign keys on.
             await lease.run(
@@ -171,6 +178,7 @@ class SqliteLease:
 class PgLease:
     reused = False
     broken = False
+    max_params: int | None = None
 
     def __init__(self, conn: AsyncConnection, driver: Any, adapter: Any = None) -> None:
         self.conn = conn

@@ -25,7 +25,8 @@ DateTime values come back as aware UTC datetimes; naive datetimes given are take
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -93,10 +94,81 @@ _SESSION_FIELDS = columns(AgentSessionRecord)
 # --- statements -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+STATEMENT_CACHE_SIZE = 512
+"""Compiled statements kept per engine; the least recently used one goes first."""
+
+# Statement shapes whose size follows the data are drawn from a fixed set, so what is compiled
+# (and cached) does not grow with row counts or history length: INSERTs of up to _EXACT_ROWS
+# rows are compiled for their row count, larger ones split into powers of two; IN lists are
+# padded (repeating their last value) to a power of two. Both stay within the driver's
+# bind-parameter limit and these caps, which bound one compiled statement's size.
+_EXACT_ROWS = 8
+_MAX_ROWS = 1024
+_MAX_IN = 4096
+
+
+def _pow2_floor(n: int) -> int:
+    return 1 << (n.bit_length() - 1)
+
+
+def _row_chunks(n: int, per_statement: int) -> list[int]:
+    """Row counts of the INSERTs that write `n` rows, `per_statement` at most each."""
+    most = min(_MAX_ROWS, per_statement)
+    if most < 1:
+        raise StoreError("a row has more columns than one statement may bind")
+    cap = _pow2_floor(most)
+    sizes: list[int] = []
+    while n:
+        if n <= _EXACT_ROWS and n <= most:
+            sizes.append(n)
+            break
+        size = min(cap, _pow2_floor(n))
+        sizes.append(size)
+        n -= size
+    return sizes
+
+
+def _padded_chunks(values: Sequence[Any], per_statement: int) -> list[list[Any]]:
+    """`values` in chunks of power-of-two sizes, the last padded by repeating its last value."""
+    cap = _pow2_floor(min(_MAX_IN, per_statement))
+    chunks = [list(values[i : i + cap]) for i in range(0, len(values), cap)]
+    last = chunks[-1]
+    want = 1 << (len(last) - 1).bit_length()
+    last.extend([last[-1]] * (want - len(last)))
+    return chunks
+
+
+class _StatementCache:
+    """Compiled statements by shape, least recently used dropped beyond `size`."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[Any, _Sql] = OrderedDict()
+
+    def get(self, key: Any) -> _Sql | None:
+        sql = self._entries.get(key)
+        if sql is not None:
+            self._entries.move_to_end(key)
+        return sql
+
+    def put(self, key: Any, sql: _Sql) -> None:
+        self._entries[key] = sql
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def shapes(self) -> list[Any]:
+        return list(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass(slots=True)
 class _Sql:
     text: str
     names: tuple[str, ...]
+    # For an INSERT: whether it binds its rows' values in row order (learnt on first use).
+    row_major: bool | None = None
 
     def step(self, params: dict[str, Any], rows: Any) -> Step:
         return (self.text, tuple([params[n] for n in self.names]), rows)
@@ -131,16 +203,19 @@ class _Shared:
         self.dialect: SqlDialect = dialect_of(engine.dialect)
         self.name = self.dialect.name
         size, overflow = self.dialect.pool_bounds(pool_size, max_overflow)
-        dialect = self.dialect
-
-        def open_lease(conn: AsyncConnection) -> Awaitable[Lease]:
-            return dialect.open_lease(conn, owns_engine=owns_engine)
-
-        self.pool = Pool(engine, open_lease, size=size, overflow=overflow)
+        # Bind parameters per statement: the dialect's, lowered to what a connection reports.
+        self.max_params = self.dialect.max_params
+        self.pool = Pool(engine, self._open_lease, size=size, overflow=overflow)
         self.tables: dict[str, str] | None = None  # lower-case name -> actual name
         self.columns: dict[str, tuple[str, ...]] = {}
-        self.compiled: dict[Any, _Sql] = {}
+        self.compiled = _StatementCache(STATEMENT_CACHE_SIZE)
         self.bound: dict[tuple[str, ...], SqlStore] = {}
+
+    async def _open_lease(self, conn: AsyncConnection) -> Lease:
+        lease = await self.dialect.open_lease(conn, owns_engine=self.owns_engine)
+        if lease.max_params is not None and lease.max_params < self.max_params:
+            self.max_params = lease.max_params
+        return lease
 
     async def run(self, steps: Sequence[Step]) -> list[Any]:
         return await self.pool.run(steps)
@@ -277,7 +352,7 @@ class SqlStore:
             )
             positions: Sequence[str] = getattr(c, "positiontup", None) or ()
             sql = _Sql(c.string, tuple(positions))
-            self._s.compiled[full] = sql
+            self._s.compiled.put(full, sql)
         return sql
 
     def _order_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -302,20 +377,49 @@ class SqlStore:
                 f"columns: {', '.join(table.c.keys())}"
             )
 
-    def _insert_sql(self, table: Table, rows: Sequence[dict[str, Any]]) -> tuple[_Sql, list[str]]:
+    def _row_columns(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[str]:
+        """The table's columns any of `rows` sets, in table order (checked to exist)."""
         keys: dict[str, None] = {}
         for r in rows:
             keys.update(dict.fromkeys(r))
         self._check_columns(table, list(keys))
-        cols = [c for c in table.c.keys() if c in keys]  # noqa: SIM118
-        n = len(rows)
+        return [c for c in table.c.keys() if c in keys]  # noqa: SIM118
 
+    def _insert_shape(self, table: Table, cols: list[str], n: int) -> _Sql:
         def build() -> ClauseElement:
             return insert(table).values(
                 [{c: bindparam(f"{c}_{i}", type_=table.c[c].type) for c in cols} for i in range(n)]
             )
 
-        return self._compile(("insert", table.name, tuple(cols), n), build), cols
+        return self._compile(("insert", table.name, tuple(cols), n), build)
+
+    @staticmethod
+    def _row_major(sql: _Sql, cols: list[str], n: int) -> bool:
+        """Whether the statement binds its rows' values in row order (then no names needed)."""
+        if sql.row_major is None:
+            sql.row_major = sql.names == tuple(f"{c}_{i}" for i in range(n) for c in cols)
+        return sql.row_major
+
+    def _insert_sql(self, table: Table, rows: Sequence[dict[str, Any]]) -> tuple[_Sql, list[str]]:
+        """One INSERT for a few rows (one chat, one session)."""
+        cols = self._row_columns(table, rows)
+        return self._insert_shape(table, cols, len(rows)), cols
+
+    def _insert_steps(
+        self, table: Table, rows: Sequence[dict[str, Any]], cols: list[str], sizes: list[int]
+    ) -> list[Step]:
+        steps: list[Step] = []
+        start = 0
+        for size in sizes:
+            part = rows[start : start + size]
+            sql = self._insert_shape(table, cols, size)
+            if size > _EXACT_ROWS and self._row_major(sql, cols, size):
+                # A bulk insert: values in order, without a name per cell.
+                steps.append((sql.text, tuple([r.get(c) for r in part for c in cols]), False))
+            else:
+                steps.append(sql.step(self._row_params(part, cols), False))
+            start += size
+        return steps
 
     @staticmethod
     def _row_params(rows: Sequence[dict[str, Any]], cols: list[str]) -> dict[str, Any]:
@@ -329,8 +433,10 @@ class SqlStore:
         if not rows:
             return
         enc = [self._encode(r) for r in rows]
-        sql, cols = self._insert_sql(table, enc)
-        await self._s.run([sql.step(self._row_params(enc, cols), False)])
+        cols = self._row_columns(table, enc)
+        sizes = _row_chunks(len(enc), self._s.max_params // len(cols))
+        # Several statements (a large import) run in one transaction: all rows or none.
+        await self._s.run(self._insert_steps(table, enc, cols, sizes))
 
     def _select_sql(
         self, key: str, table: Table, fields: Sequence[str], where: Callable[[], Any]
@@ -608,39 +714,52 @@ class SqlStore:
         if not results:
             return
         t = self._t.tool_call
-        n = len(results)
+        steps: list[Step] = []
+        # Each pair binds its id twice (CASE and IN) and its result once.
+        for chunk in _padded_chunks(results, self._s.max_params // 3):
+            n = len(chunk)
 
-        def build() -> ClauseElement:
-            ids: list[Any] = [bindparam(f"k{i}") for i in range(n)]
-            value = case(
-                *[(t.c.id == ids[i], bindparam(f"v{i}", type_=t.c.result.type)) for i in range(n)]
-            )
-            return update(t).where(t.c.id.in_(ids)).values(result=value)
+            def build(n: int = n) -> ClauseElement:
+                ids: list[Any] = [bindparam(f"k{i}") for i in range(n)]
+                value = case(
+                    *[
+                        (t.c.id == ids[i], bindparam(f"v{i}", type_=t.c.result.type))
+                        for i in range(n)
+                    ]
+                )
+                return update(t).where(t.c.id.in_(ids)).values(result=value)
 
-        sql = self._compile(("set_tool_results", n), build)
-        params: dict[str, Any] = {}
-        for i, (row_id, result) in enumerate(results):
-            params[f"k{i}"] = row_id
-            params[f"v{i}"] = result
-        await self._s.run([sql.step(params, False)])
+            sql = self._compile(("set_tool_results", n), build)
+            params: dict[str, Any] = {}
+            for i, (row_id, result) in enumerate(chunk):
+                params[f"k{i}"] = row_id
+                params[f"v{i}"] = result
+            steps.append(sql.step(params, False))
+        await self._s.run(steps)
 
     async def list_tool_calls(self, message_ids: Sequence[str]) -> list[ToolCallRecord]:
         if not message_ids:
             return []
         t = self._t.tool_call
-        n = len(message_ids)
-        sql = self._compile(
-            ("list_tool_calls", n),
-            lambda: (
-                select(*[t.c[f] for f in _TOOL_CALL_FIELDS])
-                .where(t.c.messageId.in_([bindparam(f"m{i}") for i in range(n)]))
-                .order_by(self._order_key(t.c.createdAt), t.c.id)
-            ),
-        )
-        params = {f"m{i}": mid for i, mid in enumerate(message_ids)}
-        (rows,) = await self._s.run([sql.step(params, True)])
+        steps: list[Step] = []
+        ids = list(dict.fromkeys(message_ids))  # a repeated id must not match twice
+        for chunk in _padded_chunks(ids, self._s.max_params):
+            n = len(chunk)
+            sql = self._compile(
+                ("list_tool_calls", n),
+                lambda n=n: (  # type: ignore[misc]
+                    select(*[t.c[f] for f in _TOOL_CALL_FIELDS])
+                    .where(t.c.messageId.in_([bindparam(f"m{i}") for i in range(n)]))
+                    .order_by(self._order_key(t.c.createdAt), t.c.id)
+                ),
+            )
+            steps.append(sql.step({f"m{i}": mid for i, mid in enumerate(chunk)}, True))
+        results = await self._s.run(steps)
         dt = from_db_datetime
-        return [ToolCallRecord(*r[:8], dt(r[8])) for r in rows]  # type: ignore[call-arg]
+        calls = [ToolCallRecord(*r[:8], dt(r[8])) for rows in results for r in rows]  # type: ignore[call-arg]
+        if len(results) > 1:  # each chunk came sorted; together they must be too
+            calls.sort(key=lambda c: (c.createdAt, c.id))
+        return calls
 
     # -- requests
 
@@ -655,12 +774,13 @@ class SqlStore:
         if not enc_reqs:
             await self._update(m, message_id, values)
             return
-        ins, cols = self._insert_sql(rq, enc_reqs)
-        params = self._row_params(enc_reqs, cols)
-        if not enc_values:
-            await self._s.run([ins.step(params, False)])
-            return
+        cols = self._row_columns(rq, enc_reqs)
         ukeys = tuple(enc_values)
+        sizes = _row_chunks(len(enc_reqs), (self._s.max_params - len(ukeys) - 1) // len(cols))
+        inserts = self._insert_steps(rq, enc_reqs, cols, sizes)
+        if not enc_values:
+            await self._s.run(inserts)
+            return
         upd_params = {f"u_{k}": v for k, v in enc_values.items()}
         upd_params["u__id"] = message_id
 
@@ -672,8 +792,9 @@ class SqlStore:
             )
 
         if self._d.finish_in_one_statement:
-            # One statement, atomic by itself: the UPDATE rides along as a data-modifying CTE.
-            n = len(enc_reqs)
+            # One statement, atomic by itself: the UPDATE rides along as a data-modifying CTE
+            # (on the first INSERT when the requests need several).
+            n = sizes[0]
 
             def build() -> ClauseElement:
                 upd = build_update().returning(literal_column("1")).cte("finished")
@@ -683,10 +804,11 @@ class SqlStore:
                 return insert(rq).values(values).add_cte(upd)
 
             sql = self._compile(("finish_turn_pg", ukeys, tuple(cols), n), build)
-            await self._s.run([sql.step({**params, **upd_params}, False)])
+            params = self._row_params(enc_reqs[:n], cols)
+            await self._s.run([sql.step({**params, **upd_params}, False), *inserts[1:]])
             return
         upd_sql = self._compile(("finish_update", ukeys), build_update)
-        await self._s.run([upd_sql.step(upd_params, False), ins.step(params, False)])
+        await self._s.run([upd_sql.step(upd_params, False), *inserts])
 
     async def list_requests(self, chat_id: str) -> list[RequestRecord]:
         r = self._t.request
