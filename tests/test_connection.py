@@ -201,6 +201,9 @@ class Echo(Tool):
         return params.word
 
 
+SQLITE_TURNS = {("sqlite", "plain"), ("sqlite", "tool")}
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize("kind", ["plain", "tool", "transaction"])
 async def test_cancelled_at_every_await_point(dialect: str, kind: str, tmp_path: Path) -> None:
@@ -242,7 +245,10 @@ async def test_cancelled_at_every_await_point(dialect: str, kind: str, tmp_path:
                 if not cancel.fired:
                     break  # the call finished before its at-th await: every point was swept
                 at += 1
-            assert swept > 2 and not cancel.fired
+            # A SQLite turn runs its operations on the event loop's thread without suspending
+            # (SqliteLease): there may be no point at which to cancel it half-way.
+            assert swept > (0 if (dialect, kind) in SQLITE_TURNS else 2)
+            assert not cancel.fired
             assert pool.open_count <= pool.limit
             if dialect == "postgresql":
                 assert await pg_connections(url) <= pool.size

@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import Text, TypeEngine
 
 from .base import StoreError
-from .connection import Lease, PgLease, SqliteLease
+from .connection import BUSY_TIMEOUT_MS, Lease, PgLease, SqliteLease
 from .tables import SqliteDateTime, to_epoch_ms, to_naive_utc
 
 __all__ = [
@@ -110,7 +110,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         "PRAGMA journal_mode=WAL",
         "PRAGMA synchronous=NORMAL",
         "PRAGMA foreign_keys=ON",
-        "PRAGMA busy_timeout=5000",
+        f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
     ):
         cur.execute(pragma)
     cur.close()
@@ -159,10 +159,13 @@ class SqliteDialect(SqlDialect):
         return size, overflow
 
     def engine_defaults(self, database: str | None) -> dict[str, Any]:
+        # The store runs short operations on the event loop's thread (SqliteLease), never
+        # while the driver's thread is using the connection.
+        threads = {"connect_args": {"check_same_thread": False}}
         if database in (None, "", ":memory:"):
             # One shared connection, or every checkout would see its own empty database.
-            return {"poolclass": StaticPool}
-        return super().engine_defaults(database)
+            return {"poolclass": StaticPool, **threads}
+        return {**super().engine_defaults(database), **threads}
 
     def prepare_engine(self, engine: AsyncEngine) -> None:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
