@@ -371,16 +371,17 @@ class Reader:
             .order_by(mb)
         )
         expensive_cost = cost.label("c")
+        chat_key = d.grouping(r.c.chatId).label("chatId")
         top = (
             select(
-                r.c.chatId,
+                chat_key,
                 func.count().label("n"),
                 func.sum(r.c.inputTokens + r.c.outputTokens).label("tokens"),
                 expensive_cost,
             )
             .where(in_range)
-            .group_by(r.c.chatId)
-            .order_by(expensive_cost.desc(), r.c.chatId)
+            .group_by(chat_key)
+            .order_by(expensive_cost.desc(), chat_key)
             .limit(EXPENSIVE)
             .subquery("top")
         )
@@ -390,11 +391,16 @@ class Reader:
             .order_by(top.c.c.desc(), top.c.chatId)
         )
         latency_q = d.percentiles(r.c.duration, r.c.model, in_range, PERCENTILES)
-        async with self.engine.connect() as conn:
-            series_rows = (await conn.execute(series_q)).all()
-            reasoning_rows = (await conn.execute(reasoning_q)).all()
-            latency_rows = (await conn.execute(latency_q)).all()
-            expensive_rows = (await conn.execute(expensive_q)).all()
+
+        async def fetch(query: Any) -> list[Any]:
+            async with self.engine.connect() as conn:
+                return list((await conn.execute(query)).all())
+
+        # Four scans of the range, each on its own connection: they run side by side (the
+        # drivers leave the interpreter's lock while the database works).
+        series_rows, reasoning_rows, latency_rows, expensive_rows = await asyncio.gather(
+            fetch(series_q), fetch(reasoning_q), fetch(latency_q), fetch(expensive_q)
+        )
 
         # Per-model totals: the time buckets of series_rows regrouped (a few hundred rows).
         totals: dict[tuple[str, str], list[float]] = {}
