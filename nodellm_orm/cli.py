@@ -556,6 +556,8 @@ def dashboard(
         serve(url, host=host, port=port, table_names=names, where=scope)
     except (ValueError, DashboardError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot connect to the database: {_first_line(exc)}") from exc
 
 
 # ---- chats ----------------------------------------------------------------------------------

@@ -370,6 +370,8 @@ def test_cli_refuses_bad_options_before_serving(tmp_path: Path) -> None:
     assert tables.exit_code == 1 and "unknown table 'chats'" in tables.output
     absent = runner.invoke(main, ["dashboard", "--url", url, "--table-names", "chat=Nope"])
     assert absent.exit_code == 1 and "'Nope' (for chat) does not exist" in absent.output
+    refused = runner.invoke(main, ["dashboard", "--url", "postgresql://postgres@127.0.0.1:1/x"])
+    assert refused.exit_code == 1 and "cannot connect to the database" in refused.output
     word = runner.invoke(main, ["dashboard", "--url", "notaurl"])
     assert word.exit_code == 1 and "not a database URL" in word.output
 
