@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 
 from nodellm_orm import SqlStore, TableNames, Tool, connect, create_chat, create_llm
+from nodellm_orm.orm.history import PLACEHOLDER_RAW
 from nodellm_orm.stores import StoreError
 from nodellm_orm.testing import FakeProvider
 from tests.support.postgres import create_database, drop_database, postgres_url
@@ -205,16 +206,17 @@ SQLITE_TURNS = {("sqlite", "plain"), ("sqlite", "tool")}
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-@pytest.mark.parametrize("kind", ["plain", "tool", "transaction"])
+@pytest.mark.parametrize("kind", ["plain", "tool", "stream", "transaction"])
 async def test_cancelled_at_every_await_point(dialect: str, kind: str, tmp_path: Path) -> None:
     async with database(dialect, tmp_path) as url:
         store = await connect(url)
         try:
             pool = store._s.pool
             bound = await store.bind(TableNames())
-            fake = FakeProvider()
+            # A provider that takes a moment: its wait is an await point too.
+            fake = FakeProvider(latency=0.001)
             llm = create_llm(provider=fake)
-            at, swept = 1, 0
+            at, swept, leftovers = 1, 0, 0
             while at < 400:
                 chat = await create_chat(store, llm)
                 chat.with_tool(Echo)
@@ -229,12 +231,25 @@ async def test_cancelled_at_every_await_point(dialect: str, kind: str, tmp_path:
                             await bound.count_messages(chat_id)
 
                     coro: Coroutine[Any, Any, Any] = block()
+                elif kind == "stream":
+                    fake.reply_tool_call("echo", {"word": "hi"}).reply("streamed answer")
+
+                    async def consume(target: Any = chat) -> None:
+                        async with target.ask_stream("cancel me") as stream:
+                            async for _chunk in stream:
+                                pass
+
+                    coro = consume()
                 else:
                     coro = chat.ask("cancel me")
                 cancel = CancelAt(coro, at)
                 with contextlib.suppress(asyncio.CancelledError):
                     await cancel
                 await settled(store)
+                # (Reported, not asserted: what a cancelled turn leaves is the turn's business.)
+                leftovers += sum(
+                    r.contentRaw == PLACEHOLDER_RAW for r in await bound.list_messages(chat.id)
+                )
                 # The store is healthy: the next call, on another chat, works.
                 after = await create_chat(store, llm)
                 fake.queue.clear()
@@ -249,6 +264,10 @@ async def test_cancelled_at_every_await_point(dialect: str, kind: str, tmp_path:
             # (SqliteLease): there may be no point at which to cancel it half-way.
             assert swept > (0 if (dialect, kind) in SQLITE_TURNS else 2)
             assert not cancel.fired
+            print(
+                f"{dialect} {kind}: cancelled at each of {swept - 1} await points; "
+                f"placeholders left: {leftovers}"
+            )
             assert pool.open_count <= pool.limit
             if dialect == "postgresql":
                 assert await pg_connections(url) <= pool.size
