@@ -92,6 +92,13 @@ RequestHook = Callable[["RequestMetrics"], object]
 Hook = Callable[..., Any]
 
 
+# The status of a round trip given up before its response was complete (cancelled, the consumer
+# stopped reading, an error that is not the provider's): nginx's "client closed request".
+ABANDONED = 499
+# What the history says for a tool call that never got its result (the turn failed first).
+NO_RESULT = "(no result: the turn was interrupted before this tool finished)"
+
+
 @dataclass(slots=True)
 class RequestMetrics:
     """One provider round trip, successful or not: what the ORM writes as an LlmRequest row."""
@@ -688,12 +695,31 @@ class Chat(ChatConfig):
         for hook in self.turn_start_hooks:
             await call_hook(hook, list(self.messages))
         try:
-            async for chunk in self._turn(start, stream=stream):
-                yield chunk
-        except Exception as exc:
-            if self.middlewares:
+            # Closed at once when the consumer stops reading, so the round trip in flight is
+            # reported before whoever records the turn writes its end.
+            async with aclosing(self._turn(start, stream=stream)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except BaseException as exc:
+            self._answer_unanswered()
+            if self.middlewares and isinstance(exc, Exception):
                 await run_middlewares(self.middlewares, "on_error", start.context, exc)
             raise
+
+    def _answer_unanswered(self) -> None:
+        """After a failed turn: providers refuse a history with a tool call left unanswered."""
+        for index in range(len(self.messages) - 1, -1, -1):
+            message = self.messages[index]
+            if message.role == "assistant" and message.tool_calls:
+                answered = {m.tool_call_id for m in self.messages[index + 1 :]}
+                self.messages.extend(
+                    Message(role="tool", content=NO_RESULT, tool_call_id=c.id, name=c.name)
+                    for c in message.tool_calls
+                    if c.id not in answered
+                )
+                return
+            if message.role != "tool":
+                return
 
     async def _turn(self, start: TurnStart, *, stream: bool) -> AsyncGenerator[ChatChunk, None]:
         # The chat's options with the turn's overrides, as the on_request middlewares left them.
@@ -714,9 +740,10 @@ class Chat(ChatConfig):
                 correction_rounds=corrections if self._wants_schema(options) else None,
             )
             try:
-                async for chunk in self._send(trip):
-                    yield chunk
-            except errors.LLMError:
+                async with aclosing(self._send(trip)) as sent:
+                    async for chunk in sent:
+                        yield chunk
+            except BaseException:
                 self._drop(scratch)
                 raise
             response = await self._received(trip)
@@ -872,17 +899,20 @@ class Chat(ChatConfig):
                     trip.accumulator.add(delta)
                     if delta.content or delta.thinking:
                         yield ChatChunk(content=delta.content, thinking=delta.thinking)
-        except errors.LLMError as exc:
+        except BaseException as exc:
+            # Every round trip is reported, failed or abandoned (cancelled, or the consumer
+            # stopped reading): the call was made and may be billed.
+            failed = exc if isinstance(exc, errors.LLMError) else None
             await self._report(
                 RequestMetrics(
                     provider=provider.name,
                     model=request.model,
-                    status_code=exc.status_code or trip.status,
+                    status_code=(failed.status_code or trip.status) if failed else ABANDONED,
                     duration_ms=_elapsed_ms(trip.started)
-                    if exc.duration_ms is None
-                    else exc.duration_ms,
+                    if failed is None or failed.duration_ms is None
+                    else failed.duration_ms,
                     usage=trip.accumulator.usage or Usage(),
-                    error=exc,
+                    error=failed,
                     correction_rounds=trip.correction_rounds,
                 )
             )

@@ -8,13 +8,13 @@ session with a different class than the one that created it is an error.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Unpack
 
 from ..core.agent import Agent
 from ..core.llm import LLM
-from ..core.messages import ChatChunk, Message, Usage
+from ..core.messages import Message, Usage
 from ..core.options import AskOptions, normalize
 from ..core.tools import Tool
 from ..stores import open_store
@@ -22,6 +22,18 @@ from .chat import Chat, ChatStream, check_llm, check_metadata
 from .ids import new_id, utc_now
 from .options import Persistence, TableNames, TableNamesLike, options_or_table_names
 from .records import AgentSessionRecord, MessageRecord
+from .text import storable
+
+
+@contextmanager
+def _inputs_of_turn(agent: Agent, inputs: dict[str, Any]) -> Iterator[None]:
+    """The agent sees `inputs` for one turn; entered with the chat's lock held, so
+    concurrent turns on one session each see their own."""
+    agent._turn_inputs = inputs
+    try:
+        yield
+    finally:
+        agent._turn_inputs = None
 
 
 class AgentClassMismatchError(ValueError):
@@ -44,14 +56,8 @@ class _AgentStream(ChatStream):
         self._agent = session.instance
         self._inputs = inputs
 
-    async def _run(self) -> AsyncGenerator[ChatChunk, None]:
-        self._agent._turn_inputs = self._inputs
-        try:
-            async with aclosing(super()._run()) as chunks:
-                async for chunk in chunks:
-                    yield chunk
-        finally:
-            self._agent._turn_inputs = None
+    def _during_turn(self) -> AbstractContextManager[None]:
+        return _inputs_of_turn(self._agent, self._inputs)
 
 
 class AgentSession:
@@ -99,11 +105,11 @@ class AgentSession:
     async def ask(
         self, message: str, *, inputs: dict[str, Any] | None = None, **options: Unpack[AskOptions]
     ) -> MessageRecord:
-        self.instance._turn_inputs = self._inputs(inputs)
-        try:
-            return await self.chat.ask(message, **options)
-        finally:
-            self.instance._turn_inputs = None
+        checked = self.chat.core.ask_options(options)
+        turn_inputs = self._inputs(inputs)
+        async with self.chat._lock:
+            with _inputs_of_turn(self.instance, turn_inputs):
+                return await self.chat._ask(message, checked)
 
     def ask_stream(
         self, message: str, *, inputs: dict[str, Any] | None = None, **options: Unpack[AskOptions]
@@ -130,6 +136,7 @@ class AgentSession:
             raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
         merged = {**(self.metadata if isinstance(self.metadata, dict) else {}), **metadata}
         check_metadata(merged)
+        merged = storable(merged)
         now = utc_now()
         await self.chat.store.update_agent_session(self.id, {"metadata": merged, "updatedAt": now})
         self.record.metadata = merged
@@ -251,7 +258,7 @@ async def create_agent_session(
         "createdAt": now,
         "updatedAt": now,
     }
-    record = await store.create_agent_session(chat_row, session_row)
+    record = await store.create_agent_session(storable(chat_row), storable(session_row))
     chat_record = await store.get_chat(chat_row["id"])
     assert chat_record is not None
     chat = Chat(

@@ -8,19 +8,21 @@ what `begin_turn` reports), so a turn's database cost does not grow with the his
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import AbstractContextManager, aclosing, nullcontext
 from typing import Any, Self, Unpack
 
 from ..core.chat import Chat as CoreChat
 from ..core.chat import ChatConfig, TurnStart
 from ..core.llm import LLM
-from ..core.messages import ChatChunk, Message, Usage
+from ..core.messages import ChatChunk, Message, Response, Usage
 from ..core.options import CHAT_OPTIONS, AskOptions
 from ..stores import open_store
 from ..stores.base import Cursor, Store
-from .history import group_tool_calls, is_pending, replay
+from .history import LATE_WINDOW, describe_error, group_tool_calls, is_pending, replay
 from .ids import new_id, utc_now
 from .options import (
     CREATE_CHAT_OPTIONS,
@@ -34,7 +36,8 @@ from .options import (
     options_or_table_names,
 )
 from .records import ChatRecord, MessageRecord
-from .turn import Turn, TurnRecorder
+from .text import storable, storable_message, storable_text
+from .turn import Turn, TurnRecorder, record_of, settle
 
 # Options that are columns of the chat table.
 CHAT_COLUMNS = ("model", "provider", "instructions", "metadata")
@@ -107,19 +110,27 @@ class ChatStream:
         finally:
             self._held = None
 
+    def _during_turn(self) -> AbstractContextManager[None]:
+        """Entered once the chat's lock is held, for the turn's duration."""
+        return nullcontext()
+
     async def _run(self) -> AsyncGenerator[ChatChunk, None]:
         chat = self._chat
         async with chat._lock:
-            turn, start = await chat._begin(self._content, self._options)
-            try:
-                async for chunk in chat.core.run_turn(start, stream=True):
-                    chat._recorder.on_chunk(chunk)
-                    yield chunk
-            except BaseException as exc:
-                await chat._fail(turn, exc)
-                raise
-            assert chat.core.last_response is not None
-            self.message = await chat._recorder.finish(chat.core.last_response)
+            with self._during_turn():
+                turn, start = await chat._begin(self._content, self._options)
+                chunks = chat.core.run_turn(start, stream=True)
+                try:
+                    # Closed before the turn is recorded, so the round trip it abandons is.
+                    async with aclosing(chunks):
+                        async for chunk in chunks:
+                            chat._recorder.on_chunk(chunk)
+                            yield chunk
+                except BaseException as exc:
+                    await chat._fail(turn, exc)
+                    raise
+                assert chat.core.last_response is not None
+                self.message = await chat._finish(turn, chat.core.last_response)
 
 
 class Chat(ChatConfig):
@@ -147,6 +158,8 @@ class Chat(ChatConfig):
         self._cursor: Cursor | None = None
         # How many of the chat's rows (up to the cursor) the in-memory history accounts for.
         self._known = 0
+        # (createdAt, id) of the rows held that lie within LATE_WINDOW of the cursor, sorted.
+        self._recent: list[Cursor] = []
         self._cached_rows: list[MessageRecord] | None = None
         self._saved_instructions = record.instructions
         self._stored_instructions_replaced = False
@@ -168,13 +181,17 @@ class Chat(ChatConfig):
         """Send `message`; returns the stored assistant row."""
         checked = self.core.ask_options(options)
         async with self._lock:
-            turn, start = await self._begin(message, checked)
-            try:
-                response = await self.core.complete(start)
-            except BaseException as exc:
-                await self._fail(turn, exc)
-                raise
-            return await self._recorder.finish(response)
+            return await self._ask(message, checked)
+
+    async def _ask(self, message: str, options: dict[str, Any]) -> MessageRecord:
+        """A turn; the caller holds the lock."""
+        turn, start = await self._begin(message, options)
+        try:
+            response = await self.core.complete(start)
+        except BaseException as exc:
+            await self._fail(turn, exc)
+            raise
+        return await self._finish(turn, response)
 
     def ask_stream(self, message: str, **options: Unpack[AskOptions]) -> ChatStream:
         """Stream the answer to `message`; nothing is written between the chunks of a round."""
@@ -191,29 +208,90 @@ class Chat(ChatConfig):
         await self._save_config()
         core = self.core
         # The on_request middlewares run first, so the user row stores what they left.
-        start = await core.start_turn(message, options)
+        start = await core.start_turn(storable_text(message), options)
+        if start.user is not None:
+            start.user = storable_message(start.user)
         content = start.user.content if start.user is not None else message
         turn = self._recorder.new_turn(content or "", model=core.model, provider=core.provider.name)
+        window = self._window()
         try:
-            newer = await self._recorder.begin(turn, self._cursor, self._known)
+            newer, cancelled = await self._recorder.begin(
+                turn, window, self._known - len(self._recent)
+            )
         except Exception as exc:
+            self._recorder.turn = None  # nothing was written
             # Most likely the chat row is gone (deleted elsewhere): say so, not a raw FK error.
             if await self.store.get_chat(self.id) is None:
                 raise LookupError(f"chat {self.id} no longer exists") from exc
             raise
-        if newer < 0:
-            self._reread = True  # rows were deleted elsewhere: what we hold is out of date
-        elif newer:
-            self._known += await self._catch_up(exclude={turn.user["id"], turn.message_id})
         self._known += 2
-        self._cursor = (turn.placeholder["createdAt"], turn.message_id)
+        self._remember([self._key(turn.user), self._key(turn.placeholder)])
+        if cancelled:
+            # Written, but the turn stops here: end it as one that produced nothing, and read
+            # what others wrote meanwhile at the next turn.
+            self._reread = True
+            turn.mark = len(core.messages)
+            error = asyncio.CancelledError()
+            await self._fail(turn, error)
+            raise error
+        unseen = newer - (len(self._recent) - 2)
+        if newer < 0 or unseen < 0:
+            self._reread = True  # rows were deleted elsewhere: what we hold is out of date
+        elif unseen:
+            await self._catch_up(window, turn)
+        turn.mark = len(core.messages)
         return turn, start
 
-    async def _fail(self, turn: Turn, error: BaseException) -> None:
-        left = await self._recorder.fail(turn, error)
-        self.core.messages.extend(left)
-        if not left and not turn.rounds:
-            self._known -= 1  # the placeholder was removed
+    async def _finish(self, turn: Turn, response: Response) -> MessageRecord:
+        """Write the end of a turn that answered; the in-memory turn then reads as stored."""
+        try:
+            stored, cancelled = await settle(self._recorder.finish(response))
+        except Exception as exc:
+            await self._fail(turn, exc, answered=True)
+            raise
+        messages = self.core.messages
+        messages[turn.mark :] = [storable_message(m) for m in messages[turn.mark :]]
+        if cancelled:
+            raise asyncio.CancelledError
+        return record_of(stored)
+
+    async def _fail(self, turn: Turn, error: BaseException, *, answered: bool = False) -> None:
+        """End a failed turn; the in-memory turn then reads as what was stored of it."""
+        try:
+            stored, cancelled = await settle(self._recorder.fail(turn, error, answered=answered))
+        except Exception as exc:
+            error.add_note(f"the failed turn could not be recorded: {describe_error(exc)}")
+            self._reread = True  # the database says what happened: read it at the next turn
+            return
+        self.core.messages[turn.mark :] = turn.replay(stored)
+        if stored is None:  # the placeholder was removed
+            self._known -= 1
+            key = self._key(turn.placeholder)
+            if key in self._recent:
+                self._recent.remove(key)
+        if cancelled and not isinstance(error, asyncio.CancelledError):
+            raise asyncio.CancelledError
+
+    @staticmethod
+    def _key(row: Any) -> Cursor:
+        if isinstance(row, dict):
+            return (row["createdAt"], row["id"])
+        assert row.createdAt is not None
+        return (row.createdAt, row.id)
+
+    def _window(self) -> Cursor | None:
+        """Where the rows a turn counts start: LATE_WINDOW before the cursor (None: all)."""
+        if self._cursor is None:
+            return None
+        start = self._cursor[0] - LATE_WINDOW
+        self._recent = [k for k in self._recent if k[0] >= start]
+        return (start, "")
+
+    def _remember(self, keys: Sequence[Cursor]) -> None:
+        for key in keys:
+            bisect.insort(self._recent, key)
+        if self._recent and (self._cursor is None or self._recent[-1] > self._cursor):
+            self._cursor = self._recent[-1]
 
     # ---- history -------------------------------------------------------------------------
 
@@ -242,10 +320,12 @@ class Chat(ChatConfig):
         now = utc_now()
         self._reread = any(is_pending(r, now) for r in rows)
         self._known = len(rows)
+        self._recent = []
         if rows:
-            last = rows[-1]
-            assert last.createdAt is not None
-            self._cursor = (last.createdAt, last.id)
+            newest = self._key(rows[-1])[0]
+            self._recent = [self._key(r) for r in rows if self._key(r)[0] >= newest - LATE_WINDOW]
+            self._recent.sort()
+            self._cursor = self._recent[-1]
         self._history_loaded = True
 
     async def _replay(self, rows: Sequence[MessageRecord]) -> list[Message]:
@@ -255,18 +335,34 @@ class Chat(ChatConfig):
             calls.extend(await self.store.list_tool_calls(ids[start : start + _MESSAGE_ID_CHUNK]))
         return replay(rows, group_tool_calls(calls))
 
-    async def _catch_up(self, exclude: set[str]) -> int:
+    async def _catch_up(self, window: Cursor | None, turn: Turn) -> None:
         """Another writer added messages: append them to the in-memory history.
 
         A turn still in flight elsewhere shows as its placeholder; its answer will land in a
-        row this cursor has passed, so the next turn re-reads the history once it is done.
+        row this cursor has passed, so the next turn re-reads the history once it is done. So
+        does a row that sorts before one already held (it landed late) or after this turn's
+        question (its writer started later but was faster): memory then holds the right rows
+        in an order a reload would not replay.
         """
-        rows = await self.store.list_messages(self.id, after=self._cursor)
-        rows = [r for r in rows if r.id not in exclude]
-        self.core.messages.extend(await self._replay(rows))
+        rows = await self.store.list_messages(self.id, after=window)
+        held = set(k[1] for k in self._recent)
+        fresh = [r for r in rows if r.id not in held]
+        if not fresh:
+            # Counted but not in the window: rows landed before it (or were deleted while
+            # others were added). Only a full read tells.
+            self._reread = True
+            return
+        self.core.messages.extend(await self._replay(fresh))
         now = utc_now()
-        self._reread = self._reread or any(is_pending(r, now) for r in rows)
-        return len(rows)
+        ours = self._key(turn.user)
+        held_before = [k for k in self._recent if k[1] not in (ours[1], turn.message_id)]
+        newest = held_before[-1] if held_before else None
+        out_of_order = any(
+            (newest is not None and self._key(r) < newest) or self._key(r) > ours for r in fresh
+        )
+        self._reread = self._reread or out_of_order or any(is_pending(r, now) for r in fresh)
+        self._known += len(fresh)
+        self._remember([self._key(r) for r in fresh])
 
     async def _save_config(self) -> None:
         """Persist instructions/model changed through the fluent API since the last turn."""
@@ -283,7 +379,7 @@ class Chat(ChatConfig):
             changes["model"], changes["provider"] = model
         if changes:
             changes["updatedAt"] = utc_now()
-            await self.store.update_chat(self.id, changes)
+            await self.store.update_chat(self.id, storable(changes))
             self._saved_instructions = changes.get("instructions", self._saved_instructions)
             self._saved_model = model
             for key, value in changes.items():
@@ -320,7 +416,7 @@ class Chat(ChatConfig):
         if replace and not self._history_loaded:
             # The stored instructions are replaced, so history loading must not bring them back.
             self._stored_instructions_replaced = True
-        super().with_instructions(text, replace)
+        super().with_instructions(storable_text(text) if isinstance(text, str) else text, replace)
         self._config_changed = True
         return self
 
@@ -397,7 +493,7 @@ async def create_chat(
     chat_llm = llm.with_provider(opts["provider"]) if opts.get("provider") else llm
     core = chat_llm.chat(opts.get("model"), **runtime)
     if opts.get("instructions"):
-        core.with_instructions(opts["instructions"])
+        core.with_instructions(storable_text(opts["instructions"]))
     now = utc_now()
     row = {
         "id": new_id(),
@@ -409,7 +505,7 @@ async def create_chat(
         "updatedAt": now,
         **custom,
     }
-    record = await store.create_chat(row)
+    record = await store.create_chat(storable(row))
     return Chat(store, record, core, persistence=persistence, history_loaded=True)
 
 

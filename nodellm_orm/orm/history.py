@@ -24,14 +24,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..core.chat import NO_RESULT
 from ..core.messages import Message, Response, Thinking, ToolCall, Usage
 from .records import MessageRecord, ToolCallRecord
+from .text import storable
 
 PLACEHOLDER_RAW = json.dumps({"interrupted": True, "reason": "incomplete"})
 # How long a placeholder may belong to a turn still in flight (tool loops can be long).
 PENDING_FOR = timedelta(minutes=15)
-# What a replayed tool call that never got its result tells the model.
-NO_RESULT = "(no result: the turn was interrupted before this tool finished)"
+# How far before the newest row a chat holds another writer's row may still land: rows are
+# stamped when a turn starts, and the INSERT can wait (pool, locks, clock skew between hosts).
+# Each turn counts the rows of this window, so a late one is noticed, not skipped.
+LATE_WINDOW = timedelta(minutes=2)
 
 
 def is_pending(row: MessageRecord, now: datetime) -> bool:
@@ -60,7 +64,14 @@ def decode_raw(text: str | None) -> dict[str, Any]:
 
 
 def encode_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    """JSON text for a TEXT column; its strings follow the storable-text rule (orm.text)."""
+    return json.dumps(storable(value), ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def describe_error(error: BaseException) -> str:
+    """An error as a row keeps it: type and first line (drivers append SQL and parameters)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:500]
 
 
 def decode_arguments(text: str) -> dict[str, Any]:
@@ -132,7 +143,7 @@ def assistant_values(
         raw["interrupted"] = True
         raw["reason"] = interrupted
         if error is not None:
-            raw["error"] = f"{type(error).__name__}: {error}"
+            raw["error"] = describe_error(error)
     values: dict[str, Any] = {
         "content": content,
         "contentRaw": encode_json(raw),

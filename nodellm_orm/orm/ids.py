@@ -32,12 +32,29 @@ def _next_slot() -> tuple[int, int]:
         return _last_ms, _counter
 
 
-def new_id() -> str:
+def _value() -> int:
     ms, counter = _next_slot()
     rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
-    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
+    return (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
+
+
+def _text(value: int) -> str:
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def new_id() -> str:
+    return _text(_value())
+
+
+def new_id_pair() -> tuple[str, str]:
+    """Two ids with no possible id between them: consecutive numbers (last bit 0, then 1).
+
+    A turn's question and answer get them, so however many processes write in the same
+    millisecond, ordering by (createdAt, id) keeps each question next to its answer.
+    """
+    value = _value() & ~1
+    return _text(value), _text(value | 1)
 
 
 def utc_now() -> datetime:

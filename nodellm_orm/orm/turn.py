@@ -16,18 +16,54 @@ recorder turns them into rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 from ..core.chat import Chat as CoreChat
 from ..core.chat import RequestMetrics, ToolOutcome
 from ..core.messages import ChatChunk, Message, Response, ToolCall, Usage
 from ..core.middleware import MiddlewareStopError
 from ..stores.base import Cursor, Row, Store
-from .history import PLACEHOLDER_RAW, assistant_values, encode_json, round_of
-from .ids import new_id, utc_now
+from .history import (
+    PLACEHOLDER_RAW,
+    assistant_values,
+    describe_error,
+    encode_json,
+    replay,
+    round_of,
+)
+from .ids import new_id, new_id_pair, utc_now
 from .options import Persistence
-from .records import MessageRecord
+from .records import MessageRecord, ToolCallRecord
+from .text import storable, storable_text
+
+T = TypeVar("T")
+# The schema's Int columns are 32-bit (Prisma's Int; PostgreSQL's INTEGER).
+INT_MAX = 2**31 - 1
+
+
+async def settle(write: Awaitable[T]) -> tuple[T, bool]:
+    """Run a write to its end even if the caller is cancelled meanwhile.
+
+    Returns its result and whether a cancellation arrived (the caller re-raises it once its
+    own bookkeeping is done). A write abandoned half-way would leave the rows in an unknown
+    state: landed or not, the turn could no longer say what the database holds.
+    """
+    task = asyncio.ensure_future(write)
+    cancelled = False
+    while True:
+        try:
+            return await asyncio.shield(task), cancelled
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+
+
+def _count(value: int | None) -> int | None:
+    """A count for an Int column: what no backend can hold is capped (the JSON keeps it)."""
+    return None if value is None else max(-INT_MAX - 1, min(INT_MAX, value))
 
 
 class Turn:
@@ -35,12 +71,14 @@ class Turn:
 
     __slots__ = (
         "chat_id",
+        "mark",
         "message_id",
         "partial",
         "placeholder",
         "requests",
         "responses",
         "rounds",
+        "tool_records",
         "tool_rows",
         "user",
     )
@@ -55,7 +93,18 @@ class Turn:
         self.rounds: list[dict[str, Any]] = []
         # toolCallId -> row id, for the round in flight.
         self.tool_rows: dict[str, str] = {}
+        # Every tool-call row written so far, results included: what a reload would read.
+        self.tool_records: dict[str, ToolCallRecord] = {}
         self.partial: list[str] = []
+        # Where the turn's messages start in the core chat's history.
+        self.mark = 0
+
+    def replay(self, assistant: Row | None) -> list[Message]:
+        """What a reload replays of this turn, given the assistant row as stored (or None)."""
+        rows = [record_of(self.user)]
+        if assistant is not None:
+            rows.append(record_of(assistant))
+        return replay(rows, {self.message_id: list(self.tool_records.values())})
 
     @property
     def usage(self) -> Usage:
@@ -82,15 +131,18 @@ class TurnRecorder:
 
     def new_turn(self, content: str, *, model: str, provider: str) -> Turn:
         now = utc_now()
+        # Adjacent ids and one timestamp: nothing another writer stores sorts between the
+        # question and its answer.
+        user_id, answer_id = new_id_pair()
         user = {
-            "id": new_id(),
+            "id": user_id,
             "chatId": self.chat_id,
             "role": "user",
             "content": content,
             "createdAt": now,
         }
         placeholder = {
-            "id": new_id(),
+            "id": answer_id,
             "chatId": self.chat_id,
             "role": "assistant",
             "content": "",
@@ -102,10 +154,13 @@ class TurnRecorder:
         self.turn = Turn(self.chat_id, user, placeholder)
         return self.turn
 
-    async def begin(self, turn: Turn, after: Cursor | None, known: int) -> int:
-        """Write the user row and the placeholder; returns how many rows others added."""
+    async def begin(self, turn: Turn, after: Cursor | None, known: int) -> tuple[int, bool]:
+        """Write the user row and the placeholder; returns how many rows others added.
+
+        The second value says a cancellation arrived while writing (the rows are written).
+        """
         rows = [turn.user, turn.placeholder]
-        return await self.store.begin_turn(self.chat_id, rows, after=after, known=known)
+        return await settle(self.store.begin_turn(self.chat_id, rows, after=after, known=known))
 
     # ---- hooks from the core chat --------------------------------------------------------
 
@@ -124,10 +179,10 @@ class TurnRecorder:
                 "messageId": turn.message_id,
                 "provider": metrics.provider,
                 "model": metrics.model,
-                "statusCode": metrics.status_code,
-                "duration": metrics.duration_ms,
-                "inputTokens": metrics.usage.input_tokens,
-                "outputTokens": metrics.usage.output_tokens,
+                "statusCode": _count(metrics.status_code),
+                "duration": _count(metrics.duration_ms),
+                "inputTokens": _count(metrics.usage.input_tokens),
+                "outputTokens": _count(metrics.usage.output_tokens),
                 "cost": metrics.usage.cost,
                 "correctionRounds": metrics.correction_rounds,
                 "createdAt": utc_now(),
@@ -147,50 +202,74 @@ class TurnRecorder:
         turn = self.turn
         if turn is None or not self.persistence.tool_calls:
             return
-        rows = []
-        for call in calls:
-            row_id = new_id()
-            turn.tool_rows[call.id] = row_id
-            rows.append(
-                {
-                    "id": row_id,
-                    "messageId": turn.message_id,
-                    "toolCallId": call.id,
-                    "name": call.name,
-                    "arguments": encode_json(call.arguments),
-                    "thoughtSignature": call.thought_signature,
-                    "createdAt": utc_now(),
-                }
+        records = [
+            ToolCallRecord(
+                id=new_id(),
+                messageId=turn.message_id,
+                toolCallId=storable_text(call.id),
+                name=storable_text(call.name),
+                arguments=encode_json(call.arguments),
+                thoughtSignature=call.thought_signature,
+                createdAt=utc_now(),
             )
-        await self.store.create_tool_calls(rows)
+            for call in calls
+        ]
+        rows = [
+            {
+                "id": r.id,
+                "messageId": r.messageId,
+                "toolCallId": r.toolCallId,
+                "name": r.name,
+                "arguments": r.arguments,
+                "thoughtSignature": r.thoughtSignature,
+                "createdAt": r.createdAt,
+            }
+            for r in records
+        ]
+        _, cancelled = await settle(self.store.create_tool_calls(rows))
+        for call, record in zip(calls, records, strict=True):
+            turn.tool_rows[call.id] = record.id
+            turn.tool_records[record.id] = record
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def _on_tool_round_end(self, outcomes: Sequence[ToolOutcome]) -> None:
         turn = self.turn
         if turn is None or not self.persistence.tool_calls:
             return
         results = [
-            (turn.tool_rows[o.call.id], o.result) for o in outcomes if o.call.id in turn.tool_rows
+            (turn.tool_rows[o.call.id], storable(o.result))
+            for o in outcomes
+            if o.call.id in turn.tool_rows
         ]
         turn.tool_rows.clear()
         if results:
-            await self.store.set_tool_results(results)
+            _, cancelled = await settle(self.store.set_tool_results(results))
+            for row_id, result in results:
+                turn.tool_records[row_id].result = result
+            if cancelled:
+                raise asyncio.CancelledError
 
     # ---- ending a turn -------------------------------------------------------------------
 
-    async def finish(self, response: Response) -> MessageRecord:
+    async def finish(self, response: Response) -> Row:
+        """Write the end of a turn that answered; returns the assistant row as stored."""
         turn = self._take()
         values = assistant_values(
             response, usage=turn.usage, rounds=turn.rounds, content=response.content
         )
+        values = _storable_values(values)
         await self.store.finish_turn(turn.message_id, values, turn.requests)
-        return _record({**turn.placeholder, **values})
+        return {**turn.placeholder, **values}
 
-    async def fail(self, turn: Turn, error: BaseException) -> list[Message]:
-        """End a turn that raised or was abandoned; returns the messages it leaves behind.
+    async def fail(self, turn: Turn, error: BaseException, *, answered: bool = False) -> Row | None:
+        """End a turn that raised or was abandoned; returns the assistant row as stored.
 
-        Nothing produced: the placeholder goes, the user row and the request rows (failed
-        ones included) stay. Something produced (streamed text, finished tool rounds): the
-        assistant row keeps it, marked interrupted with the reason.
+        Nothing produced: the placeholder goes (None), the user row and the request rows
+        (failed ones included) stay. Something produced (streamed text, finished tool rounds),
+        or an answer whose own write failed (`answered`): the assistant row is marked
+        interrupted with the reason and keeps what the database accepts of it. Never left
+        "incomplete": if the database refuses every version of the row, it is removed.
         """
         if self.turn is turn:
             self.turn = None
@@ -199,29 +278,46 @@ class TurnRecorder:
         if stopped is not None and not partial:
             # A middleware stopped a complete, paid-for answer (a cost guard): keep it, marked.
             partial = stopped.content
-        if not partial and not turn.rounds:
-            async with self.store.transaction():
-                await self.store.delete_message(turn.message_id)
-                if turn.requests:
-                    # The placeholder is gone, so the rows must not point at it.
-                    for row in turn.requests:
-                        row["messageId"] = None
-                    await self.store.create_requests(turn.requests)
-            return []
         reason = "aborted" if isinstance(error, GeneratorExit | KeyboardInterrupt) else "error"
-        if type(error).__name__ == "CancelledError":
+        if isinstance(error, asyncio.CancelledError):
             reason = "aborted"
-        last = turn.responses[-1] if turn.responses else None
-        values = assistant_values(
-            last,
-            usage=turn.usage,
-            rounds=turn.rounds,
-            content=partial,
-            interrupted=reason,
-            error=None if reason == "aborted" else error,
-        )
-        await self.store.finish_turn(turn.message_id, values, turn.requests)
-        return [Message(role="assistant", content=partial)] if partial else []
+        if answered or partial or turn.rounds:
+            last = turn.responses[-1] if turn.responses else None
+            failed = error if reason == "error" else None
+            content = "" if answered else partial
+            full = assistant_values(
+                last,
+                usage=turn.usage,
+                rounds=turn.rounds,
+                content=content,
+                interrupted=reason,
+                error=failed,
+            )
+            # What still says why, should the database refuse the rest (a trigger, a rule).
+            bare = {
+                "content": "",
+                "contentRaw": encode_json(
+                    {"interrupted": True, "reason": reason}
+                    | ({"error": describe_error(failed)} if failed is not None else {})
+                ),
+            }
+            for values in (full, bare):
+                values = _storable_values(values)
+                try:
+                    await self.store.finish_turn(turn.message_id, values, turn.requests)
+                except Exception as exc:  # refused: try what is left of the row
+                    error.add_note(f"recording the failed turn: {describe_error(exc)}")
+                    continue
+                return {**turn.placeholder, **values}
+        async with self.store.transaction():
+            await self.store.delete_message(turn.message_id)
+            if turn.requests:
+                # The placeholder is gone, so the rows must not point at it.
+                for row in turn.requests:
+                    row["messageId"] = None
+                await self.store.create_requests(turn.requests)
+        turn.tool_records.clear()  # gone with the placeholder (cascade)
+        return None
 
     def _take(self) -> Turn:
         turn = self.turn
@@ -231,7 +327,16 @@ class TurnRecorder:
         return turn
 
 
-def _record(values: Row) -> MessageRecord:
+def _storable_values(values: Row) -> Row:
+    out = storable(values)
+    for key in ("inputTokens", "outputTokens", "thinkingTokens"):
+        if key in out:
+            out[key] = _count(out[key])
+    return out
+
+
+def record_of(values: Row) -> MessageRecord:
+    """The record of a message row as the ORM wrote it."""
     return MessageRecord(
         id=values["id"],
         chatId=values["chatId"],

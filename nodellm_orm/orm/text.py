@@ -1,0 +1,55 @@
+"""Text every backend can store, and the one rule that makes it so.
+
+PostgreSQL refuses U+0000 in text and in JSONB; no database driver can encode a lone UTF-16
+surrogate (U+D800..U+DFFF with no partner) as UTF-8. Both can reach a chat: a user's input, a
+model's answer, a tool's arguments or result, metadata. The rule, on every backend: each such
+code point becomes U+FFFD (REPLACEMENT CHARACTER) before anything is written, and the in-memory
+chat holds the same text, so a chat reads the same after moving between backends and the next
+request equals what a reload sends.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TypeVar
+
+from ..core.messages import Message, ToolCall
+
+REPLACEMENT = "\ufffd"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+T = TypeVar("T")
+
+
+def storable_text(text: str) -> str:
+    """`text` with NUL and lone surrogates replaced by U+FFFD (unchanged when clean)."""
+    if _UNSTORABLE.search(text) is None:
+        return text
+    return _UNSTORABLE.sub(REPLACEMENT, text)
+
+
+def storable(value: T) -> T:
+    """`value` with `storable_text` applied to every string in it (dict keys included)."""
+    if isinstance(value, str):
+        return storable_text(value)  # type: ignore[return-value]
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}  # type: ignore[return-value]
+    if isinstance(value, list | tuple):
+        return type(value)(storable(v) for v in value)
+    return value
+
+
+def storable_message(message: Message) -> Message:
+    """The message as it reads back from the database (itself when already clean)."""
+    content = storable(message.content)
+    calls = [
+        ToolCall(
+            id=c.id,
+            name=storable_text(c.name),
+            arguments=storable(c.arguments),
+            thought_signature=c.thought_signature,
+        )
+        for c in message.tool_calls
+    ]
+    if content == message.content and calls == message.tool_calls:
+        return message
+    return message.model_copy(update={"content": content, "tool_calls": calls})

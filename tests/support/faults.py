@@ -1,0 +1,243 @@
+"""Fault injection over every await point of a turn, for the failure sweep and its table.
+
+`Faults` numbers the await points a turn passes (each store call, each provider attempt and
+stream delta, each hook, each tool run, each chunk the consumer reads) and fails the k-th one:
+`raise` raises there, `cancel` cancels the task running the turn there (so a store call is
+cancelled while its statement runs). `sweep_case` runs one turn of a kind with one fault and
+checks what the database holds and what the same Chat object sends next, against what a fresh
+`load_chat` sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from nodellm_orm import Chat, Tool, create_chat, create_llm, load_chat
+from nodellm_orm.core.messages import ChatRequest, Message, StreamDelta
+from nodellm_orm.core.providers.base import Exchange
+from nodellm_orm.orm.history import PLACEHOLDER_RAW, decode_raw
+from nodellm_orm.stores.base import Store
+from nodellm_orm.testing import FakeProvider
+
+KINDS = ("plain", "tool", "stream", "stream+tool")
+MODES = ("raise", "cancel")
+
+
+class Injected(Exception):
+    """The fault a sweep raises."""
+
+
+@dataclass
+class Faults:
+    k: int = 0
+    mode: str = "raise"
+    passed: int = 0
+    hit: str | None = None
+    task: asyncio.Task[Any] | None = None
+
+    async def point(self, where: str) -> None:
+        self.passed += 1
+        if self.passed != self.k:
+            return
+        self.hit = where
+        if self.mode == "raise":
+            raise Injected(where)
+        assert self.task is not None
+        self.task.cancel()
+        if asyncio.current_task() is self.task:
+            await asyncio.sleep(0)
+
+
+class FaultyStore:
+    """A real store whose every async call first passes a fault point."""
+
+    def __init__(self, store: Store, faults: Faults) -> None:
+        self._store = store
+        self._faults = faults
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if name in ("transaction", "dialect", "bind") or not asyncio.iscoroutinefunction(attr):
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            await self._faults.point(f"store.{name}")
+            return await attr(*args, **kwargs)
+
+        return call
+
+
+class FaultyProvider(FakeProvider):
+    def __init__(self, faults: Faults, **kwargs: Any) -> None:
+        super().__init__(chunk_size=4, **kwargs)
+        self.faults = faults
+        self.attempts = 0
+
+    async def attempt(self, request: ChatRequest) -> Exchange:
+        self.attempts += 1
+        await self.faults.point("provider.attempt")
+        exchange = await super().attempt(request)
+        return Exchange(exchange.status_code, self._faulty(exchange.deltas))
+
+    async def _faulty(self, deltas: AsyncIterator[StreamDelta]) -> AsyncIterator[StreamDelta]:
+        async for delta in deltas:
+            await self.faults.point("provider.delta")
+            yield delta
+
+
+class Lookup(Tool):
+    name = "lookup"
+    description = "Look a word up"
+
+    class Params(BaseModel):
+        word: str
+
+    faults: Faults | None = None
+
+    async def execute(self, params: Any) -> str:
+        assert self.faults is not None
+        await self.faults.point("tool.execute")
+        return f"{params.word}: a greeting"
+
+
+def view(messages: list[Message]) -> list[dict[str, Any]]:
+    """What a provider is sent of a history."""
+    return [
+        {
+            "role": m.role,
+            "content": m.content,
+            "tool_call_id": m.tool_call_id,
+            "tool_calls": [(c.id, c.name, c.arguments) for c in m.tool_calls],
+        }
+        for m in messages
+    ]
+
+
+@dataclass
+class Outcome:
+    kind: str
+    mode: str
+    k: int
+    hit: str | None
+    error: str | None
+    lost: list[str] = field(default_factory=list)
+    inconsistent: list[str] = field(default_factory=list)
+
+
+def _hooks(chat: Chat, faults: Faults) -> None:
+    async def hook(*_: Any) -> None:
+        await faults.point("hook")
+
+    for register in (
+        chat.on_before_request,
+        chat.on_new_message,
+        chat.after_response,
+        chat.on_end_message,
+        chat.on_tool_call_start,
+        chat.on_tool_call_end,
+        chat.on_tool_result,
+    ):
+        register(hook)
+
+
+async def sweep_case(db: Any, kind: str, mode: str, k: int) -> Outcome:
+    """One turn of `kind` failing at its k-th await point; what it left behind."""
+    faults = Faults(mode=mode)
+    fake = FaultyProvider(faults)
+    llm = create_llm(provider=fake)
+    tool = Lookup()
+    tool.faults = faults
+    chat = await create_chat(db, llm, instructions="Be brief.")
+    await chat.ask("warm up")  # the history has a turn before the faulted one
+    chat.with_tool(tool)
+    _hooks(chat, faults)
+    real = chat.store
+    faulty: Any = FaultyStore(real, faults)
+    chat.store = faulty
+    chat._recorder.store = faulty
+    if "tool" in kind:
+        fake.reply_tool_call("lookup", {"word": "hello"}, content="Let me look.")
+    fake.reply("Hello means a greeting, said warmly.")
+    sent_before = fake.attempts
+    faults.k, faults.passed = k, 0
+
+    async def turn() -> Any:
+        if kind.startswith("stream"):
+            async with chat.ask_stream("What does hello mean?") as stream:
+                async for _ in stream:
+                    await faults.point("consumer")
+            return stream.message
+        return await chat.ask("What does hello mean?")
+
+    faults.task = asyncio.create_task(turn())
+    await asyncio.wait([faults.task])
+    error = None
+    answer = None
+    if faults.task.cancelled():
+        error = "CancelledError"
+    elif faults.task.exception() is not None:
+        error = type(faults.task.exception()).__name__
+    else:
+        answer = faults.task.result()
+    outcome = Outcome(kind, mode, k, faults.hit, error)
+    faults.k = 0  # no more faults
+    calls = fake.attempts - sent_before
+
+    rows = await real.list_messages(chat.id)
+    turn_rows = rows[2:]  # after the warm-up turn (user, answer)
+    if any(r.contentRaw == PLACEHOLDER_RAW for r in rows):
+        outcome.inconsistent.append("an 'incomplete' placeholder is left")
+    for r in turn_rows:
+        raw = decode_raw(r.contentRaw)
+        interrupted = r.role == "assistant" and raw.get("interrupted")
+        if interrupted and raw.get("reason") not in ("error", "aborted"):
+            outcome.inconsistent.append(f"assistant row reason {raw.get('reason')!r}")
+    if calls and not any(r.role == "user" for r in turn_rows):
+        outcome.lost.append("the question sent to the provider is not stored")
+    if answer is not None and not any(r.id == answer.id and r.content for r in turn_rows):
+        outcome.lost.append("the answer returned to the caller is not stored")
+    requests = await real.list_requests(chat.id)
+    if len(requests) != 1 + calls:  # the warm-up's request, then one per round trip
+        outcome.inconsistent.append(f"{len(requests) - 1} request rows for {calls} round trips")
+    if any(json.loads(r.contentRaw or "{}").get("reason") == "incomplete" for r in rows):
+        outcome.inconsistent.append("a row still says 'incomplete'")
+
+    # What the same object sends next, and what a reload sends at its next turn.
+    fake.queue.clear()
+    fake.reply("Next answer.")
+    await chat.ask("And goodbye?")
+    same = view(fake.requests[-1].messages)
+    again = FakeProvider()
+    again.reply("Reloaded answer.")
+    reloaded = await load_chat(db, create_llm(provider=again), chat.id)
+    assert reloaded is not None
+    await reloaded.ask("Once more?")
+    fresh = view(again.requests[-1].messages)
+    expected = [
+        *same,
+        {"role": "assistant", "content": "Next answer.", "tool_call_id": None, "tool_calls": []},
+        {"role": "user", "content": "Once more?", "tool_call_id": None, "tool_calls": []},
+    ]
+    if fresh != expected:
+        outcome.inconsistent.append(f"next request {same} but a reload sends {fresh[:-2]}")
+    return outcome
+
+
+async def sweep(db: Any, kind: str, mode: str, limit: int = 200) -> list[Outcome]:
+    """Every fault point of one turn kind, k = 1.. until the turn passes them all."""
+    outcomes = []
+    for k in range(1, limit):
+        outcome = await sweep_case(db, kind, mode, k)
+        if outcome.hit is None:
+            assert outcome.error is None, outcome
+            break
+        outcomes.append(outcome)
+    else:
+        raise AssertionError(f"the {kind} turn did not finish within {limit} fault points")
+    return outcomes
