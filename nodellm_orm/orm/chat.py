@@ -336,33 +336,45 @@ class Chat(ChatConfig):
         return replay(rows, group_tool_calls(calls))
 
     async def _catch_up(self, window: Cursor | None, turn: Turn) -> None:
-        """Another writer added messages: append them to the in-memory history.
+        """Another writer added messages: bring them into the in-memory history.
 
-        A turn still in flight elsewhere shows as its placeholder; its answer will land in a
-        row this cursor has passed, so the next turn re-reads the history once it is done. So
-        does a row that sorts before one already held (it landed late) or after this turn's
-        question (its writer started later but was faster): memory then holds the right rows
-        in an order a reload would not replay.
+        New rows after the ones held are appended. A row that sorts before one already held
+        (its INSERT landed late), or rows counted but outside the window, mean the held order
+        is wrong: the whole history is read again now, as a reload would. A turn still in
+        flight elsewhere shows as its placeholder; its answer lands in a row already passed,
+        so the next turn re-reads once it is done; so it does when another writer's row sorts
+        after this turn's question (it started later but was faster).
         """
         rows = await self.store.list_messages(self.id, after=window)
-        held = set(k[1] for k in self._recent)
+        held = {k[1] for k in self._recent}
         fresh = [r for r in rows if r.id not in held]
-        if not fresh:
-            # Counted but not in the window: rows landed before it (or were deleted while
-            # others were added). Only a full read tells.
-            self._reread = True
-            return
-        self.core.messages.extend(await self._replay(fresh))
-        now = utc_now()
         ours = self._key(turn.user)
         held_before = [k for k in self._recent if k[1] not in (ours[1], turn.message_id)]
         newest = held_before[-1] if held_before else None
-        out_of_order = any(
-            (newest is not None and self._key(r) < newest) or self._key(r) > ours for r in fresh
-        )
-        self._reread = self._reread or out_of_order or any(is_pending(r, now) for r in fresh)
+        if not fresh or any(newest is not None and self._key(r) < newest for r in fresh):
+            await self._read_again(turn)
+            return
+        self.core.messages.extend(await self._replay(fresh))
+        now = utc_now()
+        after_ours = any(self._key(r) > ours for r in fresh)
+        self._reread = self._reread or after_ours or any(is_pending(r, now) for r in fresh)
         self._known += len(fresh)
         self._remember([self._key(r) for r in fresh])
+
+    async def _read_again(self, turn: Turn) -> None:
+        """The whole history, read again during `turn` (whose own rows it leaves out)."""
+        rows = await self.store.list_messages(self.id)
+        ours = {turn.user["id"], turn.message_id}
+        others = [r for r in rows if r.id not in ours]
+        system = [m for m in self.core.messages if m.role == "system"]
+        self.core.messages = [*system, *await self._replay(others)]
+        keys = sorted(self._key(r) for r in rows)
+        self._known = len(rows)
+        self._cursor = keys[-1]
+        self._recent = [k for k in keys if k[0] >= self._cursor[0] - LATE_WINDOW]
+        now = utc_now()
+        mine = self._key(turn.user)
+        self._reread = any(is_pending(r, now) or self._key(r) > mine for r in others)
 
     async def _save_config(self) -> None:
         """Persist instructions/model changed through the fluent API since the last turn."""
