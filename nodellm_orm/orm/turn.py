@@ -56,9 +56,9 @@ async def settle(write: Awaitable[T]) -> tuple[T, bool]:
         try:
             return await asyncio.shield(task), cancelled
         except asyncio.CancelledError:
-            if task.done():
+            if task.cancelled():  # the write itself was cancelled (the loop is closing)
                 raise
-            cancelled = True
+            cancelled = True  # the caller was: the write goes on (or has just ended)
 
 
 def _count(value: int | None) -> int | None:
