@@ -102,8 +102,8 @@ def count_prisma(client: Any, counter: StatementCounter) -> None:
 
 async def attach_counter(store: SqlStore, counter: StatementCounter) -> None:
     """Count what the driver executes: SQLite's trace callback sees every statement,
-    transaction control included; on PostgreSQL, SQLAlchemy's cursor events see every
-    data statement (asyncpg's own BEGIN/COMMIT of a multi-statement call are not seen)."""
+    transaction control included; on PostgreSQL, asyncpg's query logger sees every data
+    statement (its own BEGIN/COMMIT of a multi-statement call are not seen)."""
     if store.dialect == "sqlite":
         pool = store._s.pool  # SQLite: the pool's one connection
         lease = await pool.acquire()
@@ -113,10 +113,18 @@ async def attach_counter(store: SqlStore, counter: StatementCounter) -> None:
         finally:
             pool.release(lease)
         return
+
+    # PostgreSQL: asyncpg's query logger on every connection the store holds or opens (the
+    # store talks to asyncpg directly, so SQLAlchemy's cursor events would see nothing).
+    def log(driver: Any) -> None:
+        driver.add_query_logger(lambda query: counter(query.query))
+
+    for lease in store._s.pool._idle:
+        log(lease._driver)  # type: ignore[attr-defined]
     event.listen(
         store.engine.sync_engine,
-        "before_cursor_execute",
-        lambda conn, cursor, statement, *rest: counter(statement),
+        "connect",
+        lambda dbapi_conn, _record: log(dbapi_conn.driver_connection),
     )
 
 
