@@ -20,8 +20,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
-from dataclasses import asdict
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +37,7 @@ from .orm.chat import create_chat, load_chat
 from .orm.options import TableNames
 from .orm.records import ChatRecord, MessageRecord, ToolCallRecord
 from .schema import PROVIDERS, datasource_provider, parse_models, schema_for
-from .stores.base import StoreError
+from .stores.base import Store, StoreError
 from .stores.sql import SqlStore, connect
 from .stores.urls import async_url
 
@@ -419,7 +418,7 @@ def _demo_llm(provider: str | None, model: str | None) -> tuple[LLM, str | None,
     return create_llm(fake), model, note
 
 
-async def _print_rows(store: SqlStore, chat_id: str) -> list[MessageRecord]:
+async def _print_rows(store: Store, chat_id: str) -> list[MessageRecord]:
     """Print a chat's stored messages, tool calls and requests; returns the messages."""
     messages = await store.list_messages(chat_id)
     calls = await store.list_tool_calls([m.id for m in messages if m.role == "assistant"])
@@ -568,15 +567,84 @@ def chats() -> None:
     """List, show, export, import chats and sum their usage."""
 
 
+_PROGRESS_EVERY = 2.0  # seconds between plain progress lines (stderr not a terminal)
+
+
+def _parse_where(pairs: Sequence[str]) -> dict[str, str]:
+    """`--where COLUMN=VALUE` options as a scope (values are text)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"takes COLUMN=VALUE, not {pair!r}", param_hint="--where")
+        key = key.strip()
+        if key in out:
+            raise click.BadParameter(f"names {key!r} twice", param_hint="--where")
+        out[key] = value
+    return out
+
+
+where_option = click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="COLUMN=VALUE",
+    help="Only chats whose COLUMN equals VALUE (repeatable; custom columns such as userId).",
+)
+
+
+async def _scope(store: SqlStore, where: Sequence[str]) -> Store:
+    """`store`, or a handle scoped to the --where columns (checked to exist)."""
+    scope = _parse_where(where)
+    if not scope:
+        return store
+    return await store.scoped(**scope).bind(TableNames())
+
+
+class _Progress:
+    """Progress on stderr: a bar on a terminal, a plain line every few seconds otherwise."""
+
+    def __init__(self, label: str, unit: str) -> None:
+        self.label = label
+        self.unit = unit
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int | None) -> None:
+        import time
+
+        now = time.monotonic()
+        if not self.tty and now - self.last < _PROGRESS_EVERY and done != total:
+            return
+        self.last = now
+        self.shown = True
+        if self.tty and total:
+            width = 30
+            filled = min(width, width * done // total)
+            bar = "#" * filled + "-" * (width - filled)
+            click.echo(f"\r{self.label} [{bar}] {done}/{total} {self.unit}", nl=False, err=True)
+        elif total:
+            click.echo(f"{self.label}: {done}/{total} {self.unit}", err=True)
+        else:
+            click.echo(f"{self.label}: {done} {self.unit}", err=True, nl=not self.tty)
+
+    def close(self) -> None:
+        if self.tty and self.shown:
+            click.echo(err=True)
+
+
 @chats.command("list")
 @url_option
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
-def chats_list(url: str, limit: int) -> None:
+@where_option
+def chats_list(url: str, limit: int, where: tuple[str, ...]) -> None:
     """The newest chats with their message counts and usage."""
 
     async def run() -> None:
-        store = await _open(url)
+        base = await _open(url)
         try:
+            store = await _scope(base, where)
             records = await store.list_chats(limit=limit)
             if not records:
                 click.echo("no chats")
@@ -590,27 +658,29 @@ def chats_list(url: str, limit: int) -> None:
                     f"cost {_cost(usage.cost)}"
                 )
         finally:
-            await store.close()
+            await base.close()
 
     _run(run())
 
 
-async def _get_chat(store: SqlStore, chat_id: str, url: str) -> ChatRecord:
+async def _get_chat(store: Store, chat_id: str, url: str) -> ChatRecord:
     record = await store.get_chat(chat_id)
     if record is None:
-        raise click.ClickException(f"no chat with id {chat_id!r} in {url}")
+        raise click.ClickException(f"no chat with id {chat_id!r} in {mask_urls(url)}")
     return record
 
 
 @chats.command("show")
 @click.argument("chat_id")
 @url_option
-def chats_show(chat_id: str, url: str) -> None:
+@where_option
+def chats_show(chat_id: str, url: str, where: tuple[str, ...]) -> None:
     """One chat: its columns, messages, tool calls and requests."""
 
     async def run() -> None:
-        store = await _open(url)
+        base = await _open(url)
         try:
+            store = await _scope(base, where)
             chat = await _get_chat(store, chat_id, url)
             click.echo(f"chat {chat.id}")
             click.echo(f"  provider/model: {chat.provider}/{chat.model}")
@@ -626,41 +696,9 @@ def chats_show(chat_id: str, url: str) -> None:
                 f"output {usage.outputTokens}, cost {_cost(usage.cost)}"
             )
         finally:
-            await store.close()
+            await base.close()
 
     _run(run())
-
-
-def _record_dict(record: Any) -> dict[str, Any]:
-    if isinstance(record, ChatRecord):
-        data = {k: v for k, v in asdict(record).items() if k != "extra"}
-        data.update(record.extra)
-    else:
-        data = asdict(record)
-    return {k: _iso(v) if isinstance(v, datetime) else v for k, v in data.items()}
-
-
-async def _iter_chats(store: SqlStore) -> AsyncIterator[ChatRecord]:
-    offset = 0
-    while True:
-        page = await store.list_chats(limit=_PAGE, offset=offset)
-        for record in page:
-            yield record
-        if len(page) < _PAGE:
-            return
-        offset += _PAGE
-
-
-async def _export_chat(store: SqlStore, chat: ChatRecord) -> dict[str, Any]:
-    messages = await store.list_messages(chat.id)
-    calls = await store.list_tool_calls([m.id for m in messages])
-    requests = await store.list_requests(chat.id)
-    return {
-        "chat": _record_dict(chat),
-        "messages": [_record_dict(m) for m in messages],
-        "toolCalls": [_record_dict(c) for c in calls],
-        "requests": [_record_dict(r) for r in requests],
-    }
 
 
 @chats.command("export")
@@ -671,7 +709,7 @@ async def _export_chat(store: SqlStore, chat: ChatRecord) -> dict[str, Any]:
     type=click.Choice(["jsonl", "json"]),
     default="jsonl",
     show_default=True,
-    help="jsonl: one chat per line; json: one array.",
+    help="jsonl: one record per line; json: the same records as one JSON array.",
 )
 @click.option(
     "--output",
@@ -680,112 +718,102 @@ async def _export_chat(store: SqlStore, chat: ChatRecord) -> dict[str, Any]:
     default=None,
     help="File to write (default: standard output).",
 )
-def chats_export(url: str, fmt: str, output: Path | None) -> None:
-    """Every chat with its messages, tool calls and requests (oldest first)."""
+@where_option
+def chats_export(url: str, fmt: str, output: Path | None, where: tuple[str, ...]) -> None:
+    """Every chat (oldest first) with its agent session, messages, tool calls and requests,
+    as JSON Lines, read and written page by page (progress on stderr)."""
+    from .transfer import export_chats
 
-    async def run() -> list[dict[str, Any]]:
-        store = await _open(url)
+    if output is not None and not output.parent.is_dir():
+        raise click.ClickException(
+            f"cannot write {output}: directory {output.parent} does not exist"
+        )
+    progress = _Progress("exporting", "rows")
+
+    async def export_to(out: Any) -> int:
+        base = await _open(url)
         try:
-            docs = [await _export_chat(store, c) async for c in _iter_chats(store)]
+            store = await _scope(base, where)
+            return await export_chats(store, out, progress=progress, array=fmt == "json")
         finally:
-            await store.close()
-        docs.reverse()  # list_chats is newest first; an export reads better oldest first
-        return docs
+            await base.close()
+            progress.close()
 
-    docs = _run(run())
-    if fmt == "json":
-        text = json.dumps(docs, ensure_ascii=False, indent=2) + "\n"
-    else:
-        text = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs)
     if output is None:
-        click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"exported {_plural(len(docs), 'chat')} to {output}", err=True)
-
-
-def _read_export(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
-    docs: list[Any]
+        _run(export_to(sys.stdout))
+        return
+    partial = output.with_name(f".{output.name}.partial")
     try:
-        if text.lstrip().startswith("["):
-            docs = json.loads(text)
-        else:
-            docs = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(f"{path} is not a chats export: {exc}") from exc
-    for i, doc in enumerate(docs, 1):
-        if not (isinstance(doc, dict) and isinstance(doc.get("chat"), dict)):
-            raise click.ClickException(f"{path}: entry {i} is not a chat (no 'chat' object)")
-        if not isinstance(doc["chat"].get("id"), str):
-            raise click.ClickException(f"{path}: entry {i} has no chat id")
-    return [dict(doc) for doc in docs]
-
-
-def _rows(items: Any, times: Sequence[str]) -> Iterator[dict[str, Any]]:
-    for item in items or ():
-        yield {k: (_parse_time(v) if k in times else v) for k, v in item.items()}
+        with partial.open("w", encoding="utf-8") as out:
+            count = _run(export_to(out))
+        partial.replace(output)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    click.echo(f"exported {_plural(count, 'chat')} to {output}", err=True)
 
 
 @chats.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @url_option
-def chats_import(file: Path, url: str) -> None:
-    """Re-create exported chats, ids preserved, in one transaction (all or nothing)."""
-    if not file.exists():
+@where_option
+def chats_import(file: Path, url: str, where: tuple[str, ...]) -> None:
+    """Re-create exported chats, ids preserved, in one transaction (all or nothing).
+
+    FILE is an export (`-` reads standard input). With --where, every chat is stamped with
+    those columns, and one naming another value is refused.
+    """
+    from .transfer import TransferError, import_chats
+
+    stdin = str(file) == "-"
+    if not stdin and not file.exists():
         raise click.ClickException(f"no such file: {file}")
-    docs = _read_export(file)
+    source = "<stdin>" if stdin else str(file)
+    total = None if stdin else file.stat().st_size
+    progress = _Progress("importing", "bytes")
 
-    async def run() -> int:
-        store = await _open(url, migrate=True, must_exist=False)
+    async def import_from(lines: Any) -> int:
+        base = await _open(url, migrate=True, must_exist=False)
         try:
-            ids = [d["chat"]["id"] for d in docs]
-            repeated = sorted({i for i in ids if ids.count(i) > 1})
-            if repeated:
-                raise click.ClickException(f"{file} holds chat {repeated[0]} more than once")
-            existing = [i for i in ids if await store.get_chat(i) is not None]
-            if existing:
-                raise click.ClickException(
-                    f"chat {existing[0]} already exists in {url}"
-                    + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
-                    + "; nothing was imported"
-                )
-            async with store.transaction():
-                for doc in docs:
-                    (chat,) = _rows([doc["chat"]], ("createdAt", "updatedAt"))
-                    await store.create_chat(chat)
-                    messages = list(_rows(doc.get("messages"), ("createdAt",)))
-                    if messages:
-                        await store.insert_messages(messages)
-                    calls = list(_rows(doc.get("toolCalls"), ("createdAt",)))
-                    if calls:
-                        await store.create_tool_calls(calls)
-                    requests = list(_rows(doc.get("requests"), ("createdAt",)))
-                    if requests:
-                        await store.create_requests(requests)
-            return len(docs)
+            store = await _scope(base, where)
+            return await import_chats(store, lines, source=source, progress=progress, total=total)
+        except TransferError as exc:
+            raise click.ClickException(str(exc)) from exc
         finally:
-            await store.close()
+            await base.close()
+            progress.close()
 
-    count = _run(run())
+    try:
+        if stdin:
+            count = _run(import_from(sys.stdin))
+        else:
+            with file.open(encoding="utf-8") as lines:
+                count = _run(import_from(lines))
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{source} is not a chats export (not UTF-8 text)") from exc
     click.echo(f"imported {_plural(count, 'chat')} into {mask_urls(url)}")
 
 
 @chats.command("stats")
 @click.argument("chat_id", required=False)
 @url_option
-def chats_stats(chat_id: str | None, url: str) -> None:
-    """Token and cost totals of one chat, or of the whole database."""
+@where_option
+def chats_stats(chat_id: str | None, url: str, where: tuple[str, ...]) -> None:
+    """Token and cost totals of one chat, or of every chat (in the --where scope)."""
 
     async def run() -> None:
-        store = await _open(url)
+        base = await _open(url)
         try:
+            store = await _scope(base, where)
             if chat_id is not None:
                 await _get_chat(store, chat_id, url)
             usage = await store.usage(chat_id)
         finally:
-            await store.close()
+            await base.close()
         scope = f"chat {chat_id}" if chat_id else "all chats"
+        if where and not chat_id:
+            scope += f" where {', '.join(where)}"
         click.echo(f"{scope}: {_plural(usage.requests, 'request')}")
         click.echo(f"  input tokens:  {usage.inputTokens}")
         click.echo(f"  output tokens: {usage.outputTokens}")
@@ -793,3 +821,48 @@ def chats_stats(chat_id: str | None, url: str) -> None:
         click.echo(f"  cost:          {_cost(usage.cost)}")
 
     _run(run())
+
+
+@chats.command("purge")
+@url_option
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    metavar="AGE",
+    help="Delete chats created more than AGE ago: 30d, 12h, 90m, 2w.",
+)
+@where_option
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+def chats_purge(url: str, older_than: str, where: tuple[str, ...], dry_run: bool) -> None:
+    """Delete old chats with their messages, tool calls, requests and agent sessions
+    (one transaction per batch) and report what was deleted."""
+    from .retention import parse_age, purge_chats
+    from .stores.base import RowCounts
+
+    try:
+        age = parse_age(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from exc
+    progress = _Progress("purging", "chats")
+
+    def tick(counts: RowCounts) -> None:
+        progress(counts.chats, None)
+
+    async def run() -> Any:
+        base = await _open(url)
+        try:
+            store = await _scope(base, where)
+            return await purge_chats(store, older_than=age, dry_run=dry_run, progress=tick)
+        finally:
+            await base.close()
+            progress.close()
+
+    report = _run(run())
+    c = report.counts
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"{verb} {_plural(c.chats, 'chat')} created before {_when(report.cutoff)}: "
+        f"{_plural(c.messages, 'message')}, {_plural(c.toolCalls, 'tool call')}, "
+        f"{_plural(c.requests, 'request')}, {_plural(c.agentSessions, 'agent session')}"
+    )

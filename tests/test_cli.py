@@ -262,12 +262,13 @@ def test_export_then_import_recreates_the_same_rows(
         "chats", "export", "--url", f"sqlite:///{demo_db}", "--format", fmt, "-o", str(dump)
     )
     assert exported.exit_code == 0, exported.output
-    docs = (
+    records = (
         json.loads(dump.read_text())
         if fmt == "json"
         else [json.loads(line) for line in dump.read_text().splitlines()]
     )
-    assert len(docs) == 2 and all(len(d["messages"]) == 4 for d in docs)
+    docs = by_chat(records)
+    assert len(docs) == 2 and all(len(d["message"]) == 4 for d in docs)
 
     fresh = tmp_path / "fresh.db"
     imported = run("chats", "import", str(dump), "--url", f"sqlite:///{fresh}")
@@ -277,13 +278,24 @@ def test_export_then_import_recreates_the_same_rows(
         assert rows(fresh, table) == rows(demo_db, table), table
 
 
-def test_export_to_stdout_is_one_chat_per_line(demo_db: Path) -> None:
+def by_chat(records: list[dict[str, object]]) -> list[dict[str, list[object]]]:
+    """An export's records (after its format header) grouped under the chat they follow."""
+    assert records[0] == {"format": "nodellm-orm/chats", "version": 2}
+    docs: list[dict[str, list[object]]] = []
+    for record in records[1:]:
+        ((kind, data),) = record.items()
+        if kind == "chat":
+            docs.append({})
+        docs[-1].setdefault(kind, []).append(data)
+    return docs
+
+
+def test_export_to_stdout_is_one_record_per_line(demo_db: Path) -> None:
     result = CliRunner().invoke(main, ["chats", "export", "--url", f"sqlite:///{demo_db}"])
     assert result.exit_code == 0, result.output
-    (line,) = result.stdout.splitlines()
-    doc = json.loads(line)
-    assert {"chat", "messages", "toolCalls", "requests"} <= doc.keys()
-    assert doc["toolCalls"][0]["name"] == "get_weather"
+    (doc,) = by_chat([json.loads(line) for line in result.stdout.splitlines()])
+    assert {"chat", "message", "toolCall", "request"} <= doc.keys()
+    assert doc["toolCall"][0]["name"] == "get_weather"  # type: ignore[index]
 
 
 def test_import_refuses_duplicates_and_writes_nothing(demo_db: Path, tmp_path: Path) -> None:
@@ -299,21 +311,28 @@ def test_import_refuses_duplicates_and_writes_nothing(demo_db: Path, tmp_path: P
 def test_import_is_all_or_nothing(demo_db: Path, tmp_path: Path) -> None:
     dump = tmp_path / "chats.jsonl"
     assert run("chats", "export", "--url", f"sqlite:///{demo_db}", "-o", str(dump)).exit_code == 0
-    good = json.loads(dump.read_text())
-    broken = json.loads(dump.read_text())
+    # The earlier one-object-per-chat layout, which import still reads.
+    (exported,) = by_chat([json.loads(line) for line in dump.read_text().splitlines()])
+    good = {
+        "chat": exported["chat"][0],
+        "messages": exported["message"],
+        "toolCalls": exported["toolCall"],
+        "requests": exported["request"],
+    }
+    broken = json.loads(json.dumps(good))
     broken["chat"]["id"] = "another-chat"
     for m in broken["messages"]:
         m["id"] = "x" + m["id"]
         m["chatId"] = "another-chat"
     broken["requests"] = []
-    # A tool call of an unknown message: the foreign key fails after the first chat went in.
+    # A tool call of an unknown message: refused after the first chat went in.
     broken["toolCalls"][0]["messageId"] = "missing-message"
     dump.write_text(json.dumps(good) + "\n" + json.dumps(broken) + "\n")
 
     fresh = tmp_path / "fresh.db"
     result = CliRunner().invoke(main, ["chats", "import", str(dump), "--url", f"sqlite:///{fresh}"])
     assert result.exit_code == 1
-    assert "IntegrityError" in result.output
+    assert "'missing-message', not a message of the document's chat" in result.output
     for table in TABLES:
         assert rows(fresh, table) == [], table
 

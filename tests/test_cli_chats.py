@@ -57,7 +57,8 @@ def test_errors_never_show_the_database_password(pg_url_with_password: str, tmp_
     assert "no chat with id 'no-such-chat'" in outputs[0].output
     assert ":***@" in outputs[0].output and ":***@" in outputs[1].output
     assert "postgresql://" in outputs[0].output  # the user's form, not postgresql+asyncpg
-    assert "already exists" in outputs[3].output and ":***@" in outputs[3].output
+    assert "imported 1 chat into postgresql://postgres:***@" in outputs[2].output
+    assert "already exists" in outputs[3].output
 
 
 def test_mask_urls() -> None:

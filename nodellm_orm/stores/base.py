@@ -152,9 +152,10 @@ class Store(Protocol):
         ...
 
     async def list_messages(
-        self, chat_id: str, *, after: Cursor | None = None
+        self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
     ) -> list[MessageRecord]:
-        """The chat's messages in (createdAt, id) order; only those after `after` if given."""
+        """The chat's messages in (createdAt, id) order; only those after `after` if given,
+        at most `limit` (a page) if given."""
         ...
 
     async def count_messages(self, chat_id: str) -> int: ...
@@ -188,7 +189,11 @@ class Store(Protocol):
         """
         ...
 
-    async def list_requests(self, chat_id: str) -> list[RequestRecord]: ...
+    async def list_requests(
+        self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
+    ) -> list[RequestRecord]:
+        """The chat's request rows in (createdAt, id) order, paged like `list_messages`."""
+        ...
 
     async def usage(
         self, chat_id: str | None = None, *, where: Mapping[str, Any] | None = None
@@ -203,6 +208,10 @@ class Store(Protocol):
         ...
 
     async def get_agent_session(self, session_id: str) -> AgentSessionRecord | None: ...
+
+    async def agent_session_of(self, chat_id: str) -> AgentSessionRecord | None:
+        """The agent session whose chat is `chat_id`, if any (export)."""
+        ...
 
     async def update_agent_session(self, session_id: str, values: Row) -> None: ...
 

@@ -394,22 +394,38 @@ class PrismaStore:
         await self._d(key).create_many(data=data)
 
     async def list_messages(
-        self, chat_id: str, *, after: Cursor | None = None
+        self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
     ) -> list[MessageRecord]:
+        return await self._page("message", MessageRecord, _MESSAGE_FIELDS, chat_id, after, limit)
+
+    async def _page(
+        self,
+        key: str,
+        record: Callable[..., _R],
+        fields: Sequence[str],
+        chat_id: str,
+        after: Cursor | None,
+        limit: int | None,
+    ) -> list[_R]:
+        """A chat's rows of `key` in (createdAt, id) order, after the cursor, at most `limit`."""
         if self._sqlite:
-            sql = f'{self._select("message", _MESSAGE_FIELDS)} WHERE "chatId" = ?'
+            sql = f'{self._select(key, fields)} WHERE "chatId" = ?'
             args: list[Any] = [chat_id]
             if after is not None:
                 at = to_epoch_ms(after[0])
                 sql += f' AND ({_SQLITE_MS} > ? OR ({_SQLITE_MS} = ? AND "id" > ?))'
                 args += [at, at, after[1]]
-            rows = await self._raw(sql + f' ORDER BY {_SQLITE_MS}, "id"', *args)
-            return [_from_raw(MessageRecord, _MESSAGE_FIELDS, r) for r in rows]
+            sql += f' ORDER BY {_SQLITE_MS}, "id"'
+            if limit is not None:
+                sql += " LIMIT ?"
+                args.append(limit)
+            rows = await self._raw(sql, *args)
+            return [_from_raw(record, fields, r) for r in rows]
         where: dict[str, Any] = {"chatId": chat_id}
         if after is not None:
             where["OR"] = self._after(after)
-        found = await self._d("message").find_many(where=where, order=_ORDER)
-        return [_from_model(MessageRecord, _MESSAGE_FIELDS, m) for m in found]
+        found = await self._d(key).find_many(where=where, order=_ORDER, take=limit)
+        return [_from_model(record, fields, m) for m in found]
 
     async def count_messages(self, chat_id: str) -> int:
         return int(await self._d("message").count(where={"chatId": chat_id}))
@@ -473,16 +489,10 @@ class PrismaStore:
                 )
             getattr(batch, self._n["request"]).create_many(data=data)
 
-    async def list_requests(self, chat_id: str) -> list[RequestRecord]:
-        if self._sqlite:
-            rows = await self._raw(
-                f'{self._select("request", _REQUEST_FIELDS)} WHERE "chatId" = ? '
-                f'ORDER BY {_SQLITE_MS}, "id"',
-                chat_id,
-            )
-            return [_from_raw(RequestRecord, _REQUEST_FIELDS, r) for r in rows]
-        found = await self._d("request").find_many(where={"chatId": chat_id}, order=_ORDER)
-        return [_from_model(RequestRecord, _REQUEST_FIELDS, q) for q in found]
+    async def list_requests(
+        self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
+    ) -> list[RequestRecord]:
+        return await self._page("request", RequestRecord, _REQUEST_FIELDS, chat_id, after, limit)
 
     def _marks(self, n: int, first: int = 1) -> str:
         """n placeholders of the client's raw SQL (`?` on SQLite, `$k` on PostgreSQL)."""
@@ -544,6 +554,10 @@ class PrismaStore:
 
     async def get_agent_session(self, session_id: str) -> AgentSessionRecord | None:
         found = await self._d("agent_session").find_unique(where={"id": session_id})
+        return None if found is None else self._session_record(found)
+
+    async def agent_session_of(self, chat_id: str) -> AgentSessionRecord | None:
+        found = await self._d("agent_session").find_unique(where={"chatId": chat_id})
         return None if found is None else self._session_record(found)
 
     async def update_agent_session(self, session_id: str, values: Row) -> None:

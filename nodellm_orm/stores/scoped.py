@@ -272,10 +272,10 @@ class ScopedStore:
             self._messages.add(row["id"], row["chatId"])
 
     async def list_messages(
-        self, chat_id: str, *, after: Cursor | None = None
+        self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
     ) -> list[MessageRecord]:
         await self._require_chats([chat_id])
-        records = await self._store().list_messages(chat_id, after=after)
+        records = await self._store().list_messages(chat_id, after=after, limit=limit)
         for record in records[-_REMEMBERED:]:
             self._messages.add(record.id, chat_id)
         return records
@@ -332,9 +332,11 @@ class ScopedStore:
         await self._check_requests(requests)
         await self._store().finish_turn(message_id, values, requests)
 
-    async def list_requests(self, chat_id: str) -> list[RequestRecord]:
+    async def list_requests(
+        self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
+    ) -> list[RequestRecord]:
         await self._require_chats([chat_id])
-        return await self._store().list_requests(chat_id)
+        return await self._store().list_requests(chat_id, after=after, limit=limit)
 
     async def usage(
         self, chat_id: str | None = None, *, where: Mapping[str, Any] | None = None
@@ -364,6 +366,10 @@ class ScopedStore:
         ):
             return None
         return record
+
+    async def agent_session_of(self, chat_id: str) -> AgentSessionRecord | None:
+        await self._require_chats([chat_id])
+        return await self._store().agent_session_of(chat_id)
 
     async def update_agent_session(self, session_id: str, values: Row) -> None:
         if "chatId" in values:

@@ -656,36 +656,43 @@ class SqlStore:
         await self._insert(self._t.message, rows)
 
     async def list_messages(
-        self, chat_id: str, *, after: Cursor | None = None
+        self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
     ) -> list[MessageRecord]:
         m = self._t.message
-        key = self._order_key(m.c.createdAt)
-        fields = [m.c[f] for f in _MESSAGE_FIELDS]
-        params: dict[str, Any] = {"chat": chat_id}
-        if after is None:
-            sql = self._compile(
-                "list_messages",
-                lambda: (
-                    select(*fields).where(m.c.chatId == bindparam("chat")).order_by(key, m.c.id)
-                ),
-            )
-        else:
-            at = bindparam("at", type_=m.c.createdAt.type)
-            sql = self._compile(
-                "list_messages_after",
-                lambda: (
-                    select(*fields)
-                    .where(
-                        m.c.chatId == bindparam("chat"),
-                        self._after(m, at, bindparam("after_id")),
-                    )
-                    .order_by(key, m.c.id)
-                ),
-            )
-            params["at"] = self._dt(after[0])
-            params["after_id"] = after[1]
+        sql, params = self._page(m, _MESSAGE_FIELDS, chat_id, after, limit)
         (records,) = await self._s.run([sql.step(params, _message_records)])
         return records  # type: ignore[no-any-return]
+
+    def _page(
+        self,
+        t: Table,
+        fields: Sequence[str],
+        chat_id: str,
+        after: Cursor | None,
+        limit: int | None,
+    ) -> tuple[_Sql, dict[str, Any]]:
+        """A chat's rows of `t` in (createdAt, id) order, after the cursor, at most `limit`."""
+        key = self._order_key(t.c.createdAt)
+        params: dict[str, Any] = {"chat": chat_id}
+
+        def build() -> ClauseElement:
+            q = select(*[t.c[f] for f in fields]).where(t.c.chatId == bindparam("chat"))
+            if after is not None:
+                at = bindparam("at", type_=t.c.createdAt.type)
+                q = q.where(self._after(t, at, bindparam("after_id")))
+            q = q.order_by(key, t.c.id)
+            if limit is None:
+                return q
+            # An explicit offset: SQLite renders `LIMIT ? OFFSET ?` and would invent a parameter.
+            return q.limit(bindparam("limit", type_=Integer)).offset(literal_column("0"))
+
+        sql = self._compile(("page", t.name, after is not None, limit is not None), build)
+        if after is not None:
+            params["at"] = self._dt(after[0])
+            params["after_id"] = after[1]
+        if limit is not None:
+            params["limit"] = limit
+        return sql, params
 
     async def count_messages(self, chat_id: str) -> int:
         m = self._t.message
@@ -810,17 +817,11 @@ class SqlStore:
         upd_sql = self._compile(("finish_update", ukeys), build_update)
         await self._s.run([upd_sql.step(upd_params, False), *inserts])
 
-    async def list_requests(self, chat_id: str) -> list[RequestRecord]:
-        r = self._t.request
-        sql = self._compile(
-            "list_requests",
-            lambda: (
-                select(*[r.c[f] for f in _REQUEST_FIELDS])
-                .where(r.c.chatId == bindparam("chat"))
-                .order_by(self._order_key(r.c.createdAt), r.c.id)
-            ),
-        )
-        (rows,) = await self._s.run([sql.step({"chat": chat_id}, True)])
+    async def list_requests(
+        self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
+    ) -> list[RequestRecord]:
+        sql, params = self._page(self._t.request, _REQUEST_FIELDS, chat_id, after, limit)
+        (rows,) = await self._s.run([sql.step(params, True)])
         dt = from_db_datetime
         return [RequestRecord(*x[:11], dt(x[11])) for x in rows]  # type: ignore[call-arg]
 
@@ -908,6 +909,17 @@ class SqlStore:
             lambda: select(*[s.c[f] for f in _SESSION_FIELDS]).where(s.c.id == bindparam("id")),
         )
         (rows,) = await self._s.run([sql.step({"id": session_id}, True)])
+        return self._session_record(rows[0]) if rows else None
+
+    async def agent_session_of(self, chat_id: str) -> AgentSessionRecord | None:
+        s = self._t.agent_session
+        sql = self._compile(
+            "session_of",
+            lambda: select(*[s.c[f] for f in _SESSION_FIELDS]).where(
+                s.c.chatId == bindparam("chat")
+            ),
+        )
+        (rows,) = await self._s.run([sql.step({"chat": chat_id}, True)])
         return self._session_record(rows[0]) if rows else None
 
     async def update_agent_session(self, session_id: str, values: Row) -> None:
