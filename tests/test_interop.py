@@ -19,7 +19,22 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from nodellm_orm import LLM, SqlStore, Tool, connect, create_chat, create_llm, load_chat
+from nodellm_orm import (
+    LLM,
+    Agent,
+    Persistence,
+    SqlStore,
+    TableNames,
+    Tool,
+    connect,
+    create_agent_session,
+    create_chat,
+    create_llm,
+    load_chat,
+)
+from nodellm_orm.migrations import load_migrations
+from nodellm_orm.migrations.runner import engine_for_url, split_sqlite_script
+from nodellm_orm.stores import StoreError
 from nodellm_orm.testing import FakeProvider
 from tests.conftest import PrismaBackend, unavailable
 from tests.support.postgres import create_database, drop_database, postgres_url
@@ -187,3 +202,105 @@ async def test_rows_after_a_cursor_span_both_timestamp_forms(
         "(fake) You said: two",
         "three",
     ]
+
+
+# --- databases made elsewhere: minimal schemas, custom names --------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database (SQLite file or a fresh PostgreSQL database)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'made-elsewhere.db'}"
+        return
+    server = postgres_url()
+    if server is None:
+        unavailable("no PostgreSQL server available")
+        raise AssertionError  # unreachable
+    url = await create_database(server, prefix="interop")
+    try:
+        yield url
+    finally:
+        await drop_database(url)
+
+
+async def _run_prisma_ddl(url: str, keep: Any = lambda statement: True) -> None:
+    """Run Prisma Migrate's DDL for the reference models (as `prisma db push` would)."""
+    engine = engine_for_url(url)
+    try:
+        provider = engine.dialect.name
+        async with engine.begin() as conn:
+            for statement in split_sqlite_script(load_migrations(provider)[0].script.decode()):
+                if keep(statement):
+                    await conn.exec_driver_sql(statement)
+    finally:
+        await engine.dispose()
+
+
+def _minimal(statement: str) -> bool:
+    return not any(t in statement for t in ('"LlmToolCall"', '"LlmRequest"', '"LlmAgentSession"'))
+
+
+async def test_minimal_schema_serves_chats_with_persistence_off(
+    blank_url: str, fake: FakeProvider
+) -> None:
+    await _run_prisma_ddl(blank_url, _minimal)
+    db = await connect(blank_url)  # migrate on: adopts the two tables, creates nothing
+    try:
+        llm = _llm(fake)
+        off = Persistence(tool_calls=False, requests=False)
+        fake.reply_tool_call("get_weather", {"city": "Oslo"}).reply("Sunny.")
+        chat = await create_chat(db, llm, instructions="Be brief.", persistence=off)
+        chat.with_tool(Weather)
+        await chat.ask("Weather in Oslo?")
+        again = await load_chat(db, llm, chat.id, persistence=off)
+        assert again is not None
+        await again.ask("Thanks")
+        assert [m.content for m in fake.requests[-1].messages][-3:] == [
+            "Weather in Oslo?",
+            "Sunny.",
+            "Thanks",
+        ]
+        assert (await again.stats()).input_tokens == 0
+        chats_before = await db.list_chats()
+
+        # Persistence that needs an absent table is refused before anything is written.
+        with pytest.raises(StoreError, match="LlmToolCall"):
+            await create_chat(db, llm, persistence=Persistence(requests=False))
+        with pytest.raises(StoreError, match="LlmRequest"):
+            await load_chat(db, llm, chat.id, persistence=Persistence(tool_calls=False))
+        with pytest.raises(StoreError, match="LlmAgentSession"):
+            await create_agent_session(db, llm, Helper, persistence=off)
+        assert len(await db.list_chats()) == len(chats_before)
+    finally:
+        await db.close()
+
+
+class Helper(Agent):
+    instructions = "Help."
+
+
+async def test_custom_table_names_end_to_end_through_connect(
+    blank_url: str, fake: FakeProvider
+) -> None:
+    names = TableNames(
+        chat="AssistantChat",
+        message="AssistantMessage",
+        tool_call="AssistantToolCall",
+        request="AssistantRequest",
+        agent_session="AssistantAgentSession",
+    )
+    db = await connect(blank_url, table_names=names)
+    try:
+        llm = _llm(fake)
+        fake.reply_tool_call("get_weather", {"city": "Oslo"}).reply("Sunny.")
+        chat = await create_chat(db, llm, table_names=names)
+        chat.with_tool(Weather)
+        await chat.ask("Weather in Oslo?")
+        session = await create_agent_session(db, llm, Helper, table_names=names)
+        await session.ask("hello")
+        assert (await chat.store.usage(chat.id)).requests == 2
+        with pytest.raises(StoreError, match="LlmChat"):
+            await create_chat(db, llm)  # the default tables were not made
+    finally:
+        await db.close()

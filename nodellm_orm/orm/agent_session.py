@@ -225,7 +225,8 @@ async def create_agent_session(
         normalize({"max_tool_calls": max_tool_calls})
     if not isinstance(debug, bool):
         raise TypeError("debug must be True or False")
-    store = await open_store(db, TableNames.coerce(table_names))
+    needs = ("agent_session", *Persistence.coerce(persistence).needs())
+    store = await open_store(db, TableNames.coerce(table_names), needs)
     base = llm.with_provider(provider) if provider else llm
     overrides = {
         k: v

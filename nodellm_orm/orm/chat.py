@@ -488,7 +488,7 @@ async def create_chat(
     runtime = _core_options(opts)
     # Checked before anything is written: a bad value raises naming its option.
     llm.chat(opts.get("model"), **runtime) if opts.get("provider") is None else None
-    store = await open_store(db, names)
+    store = await open_store(db, names, persistence.needs())
     custom = {
         k: v for k, v in opts.items() if k not in CREATE_CHAT_OPTIONS and k not in CHAT_COLUMNS
     }
@@ -554,7 +554,7 @@ async def load_chat(
     persistence = Persistence.coerce(opts.get("persistence"))
     runtime = _core_options(opts)
     llm.chat(opts.get("model"), **runtime) if opts.get("provider") is None else None
-    store = await open_store(db, names)
+    store = await open_store(db, names, persistence.needs())
     record = await store.get_chat(chat_id)
     if record is None:
         return None

@@ -57,6 +57,15 @@ class Persistence:
     tool_calls: bool = True
     requests: bool = True
 
+    def needs(self) -> tuple[str, ...]:
+        """The optional tables these switches write to (the others may be absent)."""
+        needed = []
+        if self.tool_calls:
+            needed.append("tool_call")
+        if self.requests:
+            needed.append("request")
+        return tuple(needed)
+
     @classmethod
     def coerce(cls, value: Persistence | Mapping[str, Any] | None) -> Persistence:
         if value is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import weakref
+from collections.abc import Collection
 from typing import Any
 
 from ..orm.options import TableNames
@@ -58,11 +59,32 @@ def _base_store(db: Any) -> Store:
     return store
 
 
-async def open_store(db: Any, table_names: TableNames) -> Store:
-    """The store for `db`, bound to `table_names` (checked to exist)."""
+async def open_store(db: Any, table_names: TableNames, needs: Collection[str] = ()) -> Store:
+    """The store for `db`, bound to `table_names` (checked to exist).
+
+    `needs`: optional models the caller will write (from its persistence switches, or
+    `agent_session`); one whose table is absent raises StoreError before anything is written.
+    """
     from .scoped import ScopedStore
 
     # A scoped handle first: it must never be mistaken for (or unwrapped to) its inner store.
     if isinstance(db, ScopedStore) or (isinstance(db, Store) and not is_prisma_client(db)):
-        return await db.bind(table_names)
-    return await _base_store(db).bind(table_names)
+        store: Store = await db.bind(table_names)
+    else:
+        store = await _base_store(db).bind(table_names)
+    missing = [m for m in needs if m in store.absent]
+    if missing:
+        raise StoreError(
+            "the database has no table for "
+            + ", ".join(f"{m} ({store.absent[m]!r}, {_WHY[m]})" for m in missing)
+            + "; create it (`nodellm-orm migrate`, or add the model to schema.prisma) or "
+            "switch that persistence off (Persistence(tool_calls=False, requests=False))"
+        )
+    return store
+
+
+_WHY = {
+    "tool_call": "needed by tool-call persistence",
+    "request": "needed by request persistence",
+    "agent_session": "needed by agent sessions",
+}

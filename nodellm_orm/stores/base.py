@@ -81,9 +81,18 @@ def turn_rows(chat_id: str, rows: Sequence[Row]) -> list[Row]:
     return stamped
 
 
+# Chats and messages are always written; these tables back optional features (tool-call and
+# request persistence, agent sessions) and may be left out of a minimal schema.
+OPTIONAL_MODELS = ("tool_call", "request", "agent_session")
+
+
 @runtime_checkable
 class Store(Protocol):
     """One database, bound to one set of table names."""
+
+    # Optional models whose table (or delegate) does not exist, with the name looked for:
+    # reads of them see no rows.
+    absent: Mapping[str, str]
 
     @property
     def dialect(self) -> str:
@@ -92,6 +101,8 @@ class Store(Protocol):
 
     async def bind(self, table_names: TableNames) -> Store:
         """A store over the given tables (defaults where None), checked to exist.
+
+        Only the chat and message tables must exist; absent optional ones are in `absent`.
 
         Raises StoreError naming the missing table/delegate and listing the available ones.
         Cheap to call repeatedly: what it learns about the database is cached.

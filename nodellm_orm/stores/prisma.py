@@ -42,7 +42,7 @@ from ..orm.records import (
     UsageTotals,
     columns,
 )
-from .base import Cursor, OwnedKind, Row, RowCounts, StoreError, turn_rows
+from .base import OPTIONAL_MODELS, Cursor, OwnedKind, Row, RowCounts, StoreError, turn_rows
 from .tables import encode_json, from_db_datetime, to_epoch_ms
 
 __all__ = ["PrismaStore"]
@@ -132,11 +132,16 @@ class _Shared:
 class PrismaStore:
     """The `Store` port on a prisma-client-py client. Create with `from_client()`."""
 
-    def __init__(self, shared: _Shared, names: dict[str, str]) -> None:
+    def __init__(
+        self, shared: _Shared, names: dict[str, str], absent: Mapping[str, str] | None = None
+    ) -> None:
         self._s = shared
         self._n = names  # model key -> delegate attribute
+        self.absent: Mapping[str, str] = absent or {}
         client = shared.client
-        self._models: dict[str, Any] = {k: getattr(client, a)._model for k, a in names.items()}
+        self._models: dict[str, Any] = {
+            k: getattr(client, a)._model for k, a in names.items() if k not in self.absent
+        }
         # Physical table names for raw SQL: the model name (the schemas we ship have no @@map).
         self._tables = {k: m.__name__ for k, m in self._models.items()}
         self._sqlite = shared.provider == "sqlite"
@@ -454,7 +459,7 @@ class PrismaStore:
                 delegate.update_many(where={"id": row_id}, data={"result": result})
 
     async def list_tool_calls(self, message_ids: Sequence[str]) -> list[ToolCallRecord]:
-        if not message_ids:
+        if not message_ids or "tool_call" in self.absent:
             return []
         if self._sqlite:
             marks = ", ".join("?" * len(message_ids))
@@ -492,6 +497,8 @@ class PrismaStore:
     async def list_requests(
         self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
     ) -> list[RequestRecord]:
+        if "request" in self.absent:
+            return []
         return await self._page("request", RequestRecord, _REQUEST_FIELDS, chat_id, after, limit)
 
     def _marks(self, n: int, first: int = 1) -> str:
@@ -503,6 +510,8 @@ class PrismaStore:
     async def usage(
         self, chat_id: str | None = None, *, where: Mapping[str, Any] | None = None
     ) -> UsageTotals:
+        if "request" in self.absent:
+            return UsageTotals()
         table = self._tables["request"]
         sql = (
             'SELECT COUNT(*) AS "n", COALESCE(SUM(r."inputTokens"), 0) AS "inp", '
@@ -672,8 +681,12 @@ def _bind(shared: _Shared, table_names: TableNames) -> PrismaStore:
     if store is not None:
         return store
     names: dict[str, str] = {}
+    absent: dict[str, str] = {}
     for key, name in wanted.items():
         attr = shared.delegates.get(name.lower())
+        if attr is None and key in OPTIONAL_MODELS:
+            # A client generated from a minimal schema: reads see no rows.
+            absent[key] = attr = name
         if attr is None:
             available = ", ".join(sorted(shared.delegates.values())) or "(none)"
             raise StoreError(
@@ -681,7 +694,7 @@ def _bind(shared: _Shared, table_names: TableNames) -> PrismaStore:
                 f"available delegates: {available}"
             )
         names[key] = attr
-    store = PrismaStore(shared, names)
+    store = PrismaStore(shared, names, absent)
     shared.bound[cache_key] = store
     return store
 

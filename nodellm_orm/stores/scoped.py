@@ -134,6 +134,12 @@ class ScopedStore:
     def dialect(self) -> str:
         return str(self._inner.dialect)
 
+    @property
+    def absent(self) -> Mapping[str, str]:
+        """Optional models whose table the bound store lacks (see `Store.absent`)."""
+        found: Mapping[str, str] = self._inner.absent if self._bound else {}
+        return found
+
     def _store(self) -> Store:
         if not self._bound:
             raise StoreError("a scoped store must be bound first (create_chat/load_chat do it)")

@@ -63,10 +63,11 @@ from ..orm.records import (
     UsageTotals,
     columns,
 )
-from .base import Cursor, OwnedKind, Row, RowCounts, StoreError, turn_rows
+from .base import OPTIONAL_MODELS, Cursor, OwnedKind, Row, RowCounts, StoreError, turn_rows
 from .connection import Lease, Pool, Step
 from .dialects import SqlDialect, dialect_for_url, dialect_of
 from .tables import (
+    DEFAULT_TABLE_NAMES,
     Tables,
     build_tables,
     encode_json,
@@ -254,9 +255,16 @@ def _now() -> datetime:
 class SqlStore:
     """The `Store` port on SQLAlchemy async Core. Create with `connect()` or `from_engine()`."""
 
-    def __init__(self, shared: _Shared, names: dict[str, str], checked: bool) -> None:
+    def __init__(
+        self,
+        shared: _Shared,
+        names: dict[str, str],
+        checked: bool,
+        absent: Mapping[str, str] | None = None,
+    ) -> None:
         self._s = shared
         self._names = names
+        self.absent: Mapping[str, str] = absent or {}
         self._key = tuple(names[k] for k in sorted(names))
         self._checked = checked
         self._t: Tables = build_tables(names)
@@ -305,15 +313,19 @@ class SqlStore:
             self._s.tables = None
             existing = await self._s.table_map()
         actual: dict[str, str] = {}
+        absent: dict[str, str] = {}
         for model, name in wanted.items():
             found = existing.get(name.lower())
+            if found is None and model in OPTIONAL_MODELS:
+                # A minimal schema: reads see no rows; open_store refuses what would write.
+                absent[model] = found = name
             if found is None:
                 available = ", ".join(sorted(existing.values())) or "(none)"
                 raise StoreError(
                     f"table {name!r} (for {model}) does not exist; available tables: {available}"
                 )
             actual[model] = found
-        store = SqlStore(self._s, actual, checked=True)
+        store = SqlStore(self._s, actual, checked=True, absent=absent)
         self._s.bound[key] = store
         return store
 
@@ -745,7 +757,7 @@ class SqlStore:
         await self._s.run(steps)
 
     async def list_tool_calls(self, message_ids: Sequence[str]) -> list[ToolCallRecord]:
-        if not message_ids:
+        if not message_ids or "tool_call" in self.absent:
             return []
         t = self._t.tool_call
         steps: list[Step] = []
@@ -820,6 +832,8 @@ class SqlStore:
     async def list_requests(
         self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
     ) -> list[RequestRecord]:
+        if "request" in self.absent:
+            return []
         sql, params = self._page(self._t.request, _REQUEST_FIELDS, chat_id, after, limit)
         (rows,) = await self._s.run([sql.step(params, True)])
         dt = from_db_datetime
@@ -828,6 +842,8 @@ class SqlStore:
     async def usage(
         self, chat_id: str | None = None, *, where: Mapping[str, Any] | None = None
     ) -> UsageTotals:
+        if "request" in self.absent:
+            return UsageTotals()
         r = self._t.request
         zero: ColumnElement[Any] = literal_column("0")
         cols = (
@@ -1008,6 +1024,7 @@ async def connect(
     migrate: bool = True,
     pool_size: int | None = None,
     max_overflow: int | None = None,
+    table_names: TableNames | dict[str, Any] | None = None,
     **engine_kwargs: Any,
 ) -> SqlStore:
     """Open (and by default migrate) a database; the store owns its engine and closes it.
@@ -1022,7 +1039,8 @@ async def connect(
     stay open when idle, overflow ones close as soon as nobody waits. On SQLite the store runs
     on one connection (pool_size 1, max_overflow 0; other values are refused). A call that is
     cancelled or loses its connection never poisons the store (see `connection.py`).
-    `engine_kwargs` go to SQLAlchemy's create_async_engine.
+    `engine_kwargs` go to SQLAlchemy's create_async_engine. `table_names` says which tables
+    the migration creates or checks (pass the same names to create_chat / load_chat).
     """
     from ..migrations.runner import ensure_schema
     from ..migrations.runner import migrate as run_migrations
@@ -1035,7 +1053,9 @@ async def connect(
     try:
         if migrate:
             await ensure_schema(engine, url)
-            await run_migrations(engine)
+            names = TableNames.coerce(table_names)
+            given = {k: getattr(names, k) for k in DEFAULT_TABLE_NAMES if getattr(names, k)}
+            await run_migrations(engine, table_names=given)
         shared = _Shared(engine, owns_engine=True, pool_size=pool_size, max_overflow=max_overflow)
     except BaseException:
         await engine.dispose()
