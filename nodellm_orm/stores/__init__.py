@@ -68,10 +68,9 @@ async def open_store(db: Any, table_names: TableNames, needs: Collection[str] = 
     from .scoped import ScopedStore
 
     # A scoped handle first: it must never be mistaken for (or unwrapped to) its inner store.
-    if isinstance(db, ScopedStore) or (isinstance(db, Store) and not is_prisma_client(db)):
-        store: Store = await db.bind(table_names)
-    else:
-        store = await _base_store(db).bind(table_names)
+    scoped = isinstance(db, ScopedStore) or (isinstance(db, Store) and not is_prisma_client(db))
+    target: Any = db if scoped else _base_store(db)
+    store: Store = await target.bind(table_names)
     missing = [m for m in needs if m in store.absent]
     if missing:
         raise StoreError(
