@@ -1,15 +1,16 @@
 """One database, two backends: what prisma-client-py writes the sql backend reads, and back.
 
 The database is made by our migration runner (`nodellm-orm migrate`), then used by both a
-generated Prisma client (through the query-engine stand-in) and `SqlStore`. On SQLite the two
-write DateTime differently (the stand-in's JS driver adapter: ISO text; the sql backend, like
-Prisma's native engine: epoch milliseconds), so one chat holds both forms and must still read
-back in order.
+generated Prisma client (through the query-engine stand-in) and `SqlStore`. On SQLite the
+stand-in's JS driver adapter writes DateTime as ISO text; the sql backend follows what the
+database holds (ISO text in the adapter's exact form in a new database, epoch milliseconds
+where the rows hold them), so every client reads one chat in order.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -179,7 +180,8 @@ async def test_chat_moves_between_backends_with_history_tools_and_order(
                     (chat.id,),
                 )
             }
-        assert kinds == {"text", "integer"}
+        # The sql backend wrote the form the database holds: one form, in text order.
+        assert kinds == {"text"}
 
 
 async def test_rows_after_a_cursor_span_both_timestamp_forms(
@@ -304,3 +306,55 @@ async def test_custom_table_names_end_to_end_through_connect(
             await create_chat(db, llm)  # the default tables were not made
     finally:
         await db.close()
+
+
+# --- SQLite DateTime: one form per database ---------------------------------------------------
+
+ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
+
+
+def _stored(path: Path, table: str = "LlmMessage") -> list[tuple[str, Any]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(
+            f'SELECT typeof("createdAt"), "createdAt" FROM "{table}" ORDER BY rowid'
+        ).fetchall()
+
+
+async def test_new_sqlite_database_gets_the_js_adapters_iso_text(
+    tmp_path: Path, fake: FakeProvider
+) -> None:
+    path = tmp_path / "new.db"
+    db = await connect(f"sqlite:///{path}")
+    try:
+        chat = await create_chat(db, _llm(fake))
+        await chat.ask("one")
+        await chat.ask("two")
+    finally:
+        await db.close()
+    rows = _stored(path) + _stored(path, "LlmChat") + _stored(path, "LlmRequest")
+    assert rows and all(kind == "text" and ISO_MS.fullmatch(v) for kind, v in rows)
+    # Text order is time order: what the JS package's orderBy createdAt relies on.
+    messages = _stored(path)
+    assert [v for _, v in messages] == sorted(v for _, v in messages)
+
+
+async def test_sqlite_database_holding_epoch_ms_keeps_getting_epoch_ms(
+    tmp_path: Path, fake: FakeProvider
+) -> None:
+    path = tmp_path / "native.db"
+    await (await connect(f"sqlite:///{path}")).close()
+    with sqlite3.connect(path) as conn:  # rows as Prisma's native engine writes them
+        conn.execute('INSERT INTO "LlmChat" (id, "createdAt", "updatedAt") VALUES (\'c0\', 1, 1)')
+        conn.execute(
+            'INSERT INTO "LlmMessage" (id, "chatId", role, content, "createdAt") '
+            "VALUES ('m0', 'c0', 'user', 'old', 1700000000000)"
+        )
+    db = await connect(f"sqlite:///{path}")
+    try:
+        chat = await load_chat(db, _llm(fake), "c0")
+        assert chat is not None
+        await chat.ask("new")
+        assert [r.content for r in await chat.messages()] == ["old", "new", "(fake) You said: new"]
+    finally:
+        await db.close()
+    assert {kind for kind, _ in _stored(path)} == {"integer"}

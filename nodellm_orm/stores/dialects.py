@@ -9,6 +9,7 @@ parameters one statement may carry, and how its connections are opened and bound
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ from sqlalchemy.types import Text, TypeEngine
 
 from .base import StoreError
 from .connection import BUSY_TIMEOUT_MS, Lease, PgLease, SqliteLease
-from .tables import SqliteDateTime, to_epoch_ms, to_naive_utc
+from .tables import SqliteDateTime, to_epoch_ms, to_iso_text, to_naive_utc
 
 __all__ = [
     "PostgresDialect",
@@ -68,7 +69,16 @@ class SqlDialect:
     columns_sql: ClassVar[str]
 
     def encode_datetime(self, value: datetime) -> Any:
+        """A datetime as compared with `order_key` (cursor and range parameters)."""
         raise NotImplementedError
+
+    def datetime_probe(self, table: str) -> str | None:
+        """SQL telling how the table's newest row stores createdAt, where that can vary."""
+        return None
+
+    def datetime_writer(self, stored: str | None) -> Callable[[datetime], Any]:
+        """How written rows carry DateTime, given the storage `datetime_probe` found."""
+        return self.encode_datetime
 
     def order_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
         """createdAt as one comparable value."""
@@ -133,6 +143,23 @@ class SqliteDialect(SqlDialect):
 
     def encode_datetime(self, value: datetime) -> Any:
         return to_epoch_ms(value)
+
+    def datetime_probe(self, table: str) -> str | None:
+        quoted = table.replace('"', '""')
+        return f'SELECT typeof("createdAt") FROM "{quoted}" ORDER BY rowid DESC LIMIT 1'
+
+    def datetime_writer(self, stored: str | None) -> Callable[[datetime], Any]:
+        """Follow the database: SQLite orders every INTEGER before every TEXT, and the JS
+        package orders a chat's history by createdAt alone, so one database must hold one form.
+
+        - rows hold INTEGER epoch milliseconds (Prisma's native engine, prisma-client-py,
+          earlier nodellm-orm): keep writing them (JS clients on such a database set the
+          better-sqlite3 adapter's `timestampFormat: "unixepoch-ms"`);
+        - rows hold text, or there are none yet: ISO-8601 text exactly as Prisma 7's
+          better-sqlite3 / libsql adapters write by default (`2026-01-02T03:04:05.678+00:00`),
+          so the JS package in its default set-up reads every history in order.
+        """
+        return to_epoch_ms if stored == "integer" else to_iso_text
 
     def order_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
         """Epoch milliseconds, whether the row holds them (ours, Prisma's native engine) or

@@ -211,6 +211,8 @@ class _Shared:
         self.columns: dict[str, tuple[str, ...]] = {}
         self.compiled = _StatementCache(STATEMENT_CACHE_SIZE)
         self.bound: dict[tuple[str, ...], SqlStore] = {}
+        # How written rows carry DateTime, learned from the database at the first bind.
+        self.write_datetime: Callable[[datetime], Any] | None = None
 
     async def _open_lease(self, conn: AsyncConnection) -> Lease:
         lease = await self.dialect.open_lease(conn, owns_engine=self.owns_engine)
@@ -272,6 +274,8 @@ class SqlStore:
         self._chat_cols: frozenset[str] | None = None
         self._d: SqlDialect = shared.dialect
         self._dt: Callable[[datetime], Any] = shared.dialect.encode_datetime
+        # Written rows follow what the database holds (bind learns it); cursors compare as _dt.
+        self._write_dt: Callable[[datetime], Any] = shared.write_datetime or self._dt
         self._json_text = shared.dialect.json_as_text
 
     # -- construction
@@ -325,6 +329,13 @@ class SqlStore:
                     f"table {name!r} (for {model}) does not exist; available tables: {available}"
                 )
             actual[model] = found
+        if self._s.write_datetime is None:
+            probe = self._s.dialect.datetime_probe(actual["message"])
+            stored = None
+            if probe is not None:
+                (rows,) = await self._s.run([(probe, (), True)])
+                stored = rows[0][0] if rows else None
+            self._s.write_datetime = self._s.dialect.datetime_writer(stored)
         store = SqlStore(self._s, actual, checked=True, absent=absent)
         self._s.bound[key] = store
         return store
@@ -377,7 +388,7 @@ class SqlStore:
                 # JSON text on both dialects: SQLAlchemy's asyncpg codec sends text as JSONB.
                 v = encode_json(v, field=k)
             elif isinstance(v, datetime):
-                v = self._dt(v)
+                v = self._write_dt(v)
             out[k] = v
         return out
 

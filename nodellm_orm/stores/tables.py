@@ -1,8 +1,10 @@
 """SQLAlchemy Core tables mirroring `schema.prisma`, over the physical schema Prisma Migrate makes.
 
 Column names and types are Prisma's (`chatId`, `createdAt`...). Two types differ by dialect:
-- DateTime: on SQLite, INTEGER epoch milliseconds (what Prisma's native engine writes) in a
-  column declared DATETIME; ISO-8601 text (what Prisma's JS driver adapters write) is read too.
+- DateTime: on SQLite a column declared DATETIME holding either INTEGER epoch milliseconds
+  (what Prisma's native engine writes) or ISO-8601 text (what Prisma 7's JS driver adapters
+  write by default); both are read. `SqlStore` writes what the database already holds (see
+  `SqliteDialect.datetime_writer`); these SQLAlchemy types bind epoch milliseconds.
   On PostgreSQL, TIMESTAMP(3) without time zone holding UTC.
 - Json: JSONB on PostgreSQL, text on SQLite (Prisma 5's SQLite connector has no Json type).
 Values read back are aware UTC datetimes. These types make the tables usable from plain
@@ -50,6 +52,14 @@ def to_epoch_ms(value: datetime) -> int:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return (value - _EPOCH) // _MS
+
+
+def to_iso_text(value: datetime) -> str:
+    """ISO-8601 UTC text with milliseconds, exactly as Prisma's JS driver adapters write it
+    (`Date.toISOString()` with `Z` as `+00:00`): fixed width, so text order is time order."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def to_naive_utc(value: datetime) -> datetime:
