@@ -36,7 +36,7 @@ from .migrations.runner import MigrationError, migrate_url
 from .orm.chat import create_chat, load_chat
 from .orm.options import TableNames
 from .orm.records import ChatRecord, MessageRecord, ToolCallRecord
-from .schema import PROVIDERS, datasource_provider, parse_models, schema_for
+from .schema import PROVIDERS, datasource_provider, parse_models, schema_for, shaped_schema
 from .stores.base import Store, StoreError
 from .stores.sql import SqlStore, connect
 from .stores.urls import async_url
@@ -231,7 +231,27 @@ def main() -> None:
     type=click.Choice(PROVIDERS),
     default="postgresql",
     show_default=True,
-    help="Datasource provider of the schema (sqlite stores Json fields as String).",
+    help="Datasource provider of the schema.",
+)
+@click.option(
+    "--sqlite-json",
+    type=click.Choice(["Json", "String"]),
+    default="Json",
+    show_default=True,
+    help="Type of the Json fields on SQLite: Json (Prisma >= 6.2, the JS package's client) or "
+    "String (prisma-client-py, which pins Prisma 5.17).",
+)
+@click.option(
+    "--minimal",
+    is_flag=True,
+    help="Only LlmChat and LlmMessage (tool-call and request persistence off, no agent sessions).",
+)
+@click.option(
+    "--table-names",
+    "table_names",
+    default=None,
+    metavar="MODEL=TABLE,...",
+    help="Name the models (and so the tables), e.g. chat=AssistantChat,message=AssistantMessage.",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing schema file.")
 @click.option(
@@ -241,15 +261,27 @@ def main() -> None:
     default=DEFAULT_SCHEMA_PATH,
     show_default=True,
 )
-def init(provider: str, force: bool, path: Path) -> None:
+def init(
+    provider: str,
+    sqlite_json: str,
+    minimal: bool,
+    table_names: str | None,
+    force: bool,
+    path: Path,
+) -> None:
     """Write the reference schema.prisma (the five Llm* models)."""
+    names = _parse_table_names(table_names)
     if path.exists() and not force:
         raise click.ClickException(
             f"{path} already exists; not overwriting it. Run `nodellm-orm sync --path {path}` "
             "to see what it is missing, or pass --force to replace it."
         )
+    try:
+        text = shaped_schema(provider, table_names=names, minimal=minimal, sqlite_json=sqlite_json)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--table-names") from exc
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(schema_for(provider), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     click.echo(f"wrote {path} (datasource provider {provider})")
     click.echo("next: `prisma generate` for the typed client, then `prisma migrate dev`,")
     click.echo("      or `nodellm-orm migrate --url ...` to create the tables without Prisma.")

@@ -18,6 +18,7 @@ __all__ = [
     "parse_models",
     "reference_schema",
     "schema_for",
+    "shaped_schema",
 ]
 
 PROVIDERS: tuple[str, ...] = ("postgresql", "sqlite", "mysql")
@@ -50,6 +51,87 @@ def schema_for(provider: str) -> str:
         raise RuntimeError("the packaged schema.prisma has no datasource provider line")
     if provider == "sqlite":
         schema = "\n".join(_json_to_string(line) for line in schema.split("\n"))
+    return schema
+
+
+# The models of the reference schema: the key of each in `table_names`, and which may be left out.
+_MODEL_KEYS = {
+    "chat": "LlmChat",
+    "message": "LlmMessage",
+    "tool_call": "LlmToolCall",
+    "request": "LlmRequest",
+    "agent_session": "LlmAgentSession",
+}
+_MINIMAL_DROPS = ("tool_call", "request", "agent_session")
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def shaped_schema(
+    provider: str,
+    *,
+    table_names: dict[str, str] | None = None,
+    minimal: bool = False,
+    sqlite_json: str = "Json",
+) -> str:
+    """The reference schema for `provider`, with models renamed and optional ones dropped.
+
+    - `table_names` (`chat`, `message`, `tool_call`, `request`, `agent_session` -> name): each
+      model carries the name, so Prisma names the table, its constraints and indexes after it
+      as `nodellm-orm migrate --table-names` does. A name that is not a Prisma identifier
+      (`llm-chat`) gets a model name made of its letters and digits and `@@map("llm-chat")`.
+    - `minimal`: only LlmChat and LlmMessage (tool-call and request persistence off, no agent
+      sessions), without the relation fields to the dropped models.
+    - `sqlite_json`: on SQLite, "Json" (Prisma >= 6.2: every client, the JS package's included,
+      hands out parsed JSON; Prisma Migrate declares the column JSONB, holding the same JSON
+      text) or "String" (prisma-client-py pins Prisma 5.17, whose SQLite connector has no Json;
+      its store parses the text itself, so Python values are the same).
+    """
+    if sqlite_json not in ("Json", "String"):
+        raise ValueError(f"sqlite_json must be 'Json' or 'String', not {sqlite_json!r}")
+    schema = schema_for(provider)
+    if provider == "sqlite" and sqlite_json == "Json":
+        schema = schema_for("postgresql").replace(
+            'provider = "postgresql"', 'provider = "sqlite"', 1
+        )
+    unknown = sorted(set(table_names or {}) - set(_MODEL_KEYS))
+    if unknown:
+        raise ValueError(f"unknown table_names key(s) {unknown}; expected {sorted(_MODEL_KEYS)}")
+    dropped = {_MODEL_KEYS[k] for k in _MINIMAL_DROPS} if minimal else set()
+    if dropped:
+        blocks = parse_models(schema)
+        for name in dropped:
+            schema = schema.replace(blocks[name].block + "\n\n", "").replace(blocks[name].block, "")
+        kept = []
+        for line in schema.split("\n"):
+            words = line.split()
+            if len(words) >= 2 and words[1].rstrip("[]?") in dropped:
+                continue  # a relation field to a dropped model
+            kept.append(line)
+        schema = "\n".join(kept).rstrip("\n") + "\n"
+    renames: dict[str, tuple[str, str | None]] = {}
+    for key, table in (table_names or {}).items():
+        if not table or '"' in table or "\\" in table:
+            raise ValueError(f"table_names[{key!r}] is not a usable table name: {table!r}")
+        if _IDENTIFIER.fullmatch(table):
+            renames[_MODEL_KEYS[key]] = (table, None)
+        else:
+            model = "".join(
+                part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", table)
+            )
+            if not model or not model[0].isalpha():
+                model = "M" + model
+            renames[_MODEL_KEYS[key]] = (model, table)
+    if renames:
+        pattern = re.compile(r"\b(" + "|".join(map(re.escape, renames)) + r")\b")
+        schema = pattern.sub(lambda m: renames[m.group(1)][0], schema)
+        for model, mapped in renames.values():
+            if mapped is not None:
+                block = re.compile(rf"(^model {re.escape(model)} \{{.*?)(\n\}})", re.S | re.M)
+                found = block.search(schema)
+                assert found is not None  # the model was just renamed to this name
+                schema = (
+                    schema[: found.end(1)] + f'\n\n  @@map("{mapped}")' + schema[found.end(1) :]
+                )
     return schema
 
 

@@ -54,7 +54,9 @@ def test_init_writes_the_schema_and_never_overwrites_silently(tmp_path: Path) ->
     assert "already exists" in refused.output and "nodellm-orm sync" in refused.output
     assert path.read_text() == "// my edits\n"
 
-    forced = run("init", "--path", str(path), "--force", "--provider", "sqlite")
+    forced = run(
+        "init", "--path", str(path), "--force", "--provider", "sqlite", "--sqlite-json", "String"
+    )
     assert forced.exit_code == 0, forced.output
     text = path.read_text()
     assert 'provider = "sqlite"' in text

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nodellm_orm.schema import PROVIDERS, reference_schema, schema_for
+from nodellm_orm.schema import PROVIDERS, parse_models, reference_schema, schema_for, shaped_schema
 from tests.support.prisma_offline import (
     GeneratedClient,
     dummy_database_url,
@@ -145,3 +145,31 @@ def test_generation_leaves_the_installed_prisma_package_alone(
     assert (generated.package_dir / "client.py").is_file()
     assert not (installed / "client.py").exists()
     assert not (installed / "models.py").exists()
+
+
+@needs_node
+@pytest.mark.parametrize("provider", ["postgresql", "sqlite"])
+def test_minimal_schema_with_custom_names_is_valid_prisma(prisma_dir: Path, provider: str) -> None:
+    names = {"chat": "AssistantChat", "message": "assistant-message"}
+    text = shaped_schema(provider, table_names=names, minimal=True, sqlite_json="String")
+    models = parse_models(text)
+    assert sorted(models) == ["AssistantChat", "AssistantMessage"]
+    assert '@@map("assistant-message")' in models["AssistantMessage"].block
+    assert models["AssistantMessage"].fields["chat"].type == "AssistantChat"
+    assert "toolCalls" not in models["AssistantMessage"].fields
+    schema = prisma_dir / f"minimal-{provider}.prisma"
+    schema.write_text(text, encoding="utf-8")
+    env = offline_env(prisma_dir / "engines", database_url=dummy_database_url(text))
+    assert "is valid" in run_prisma(["validate", "--schema", str(schema)], env).stdout
+
+
+def test_sqlite_schema_keeps_json_for_prisma_6_2_and_later_clients() -> None:
+    text = shaped_schema("sqlite")
+    assert 'provider = "sqlite"' in text
+    assert parse_models(text)["LlmChat"].fields["metadata"].type == "Json?"
+    assert (
+        parse_models(shaped_schema("sqlite", sqlite_json="String"))["LlmChat"]
+        .fields["metadata"]
+        .type
+        == "String?"
+    )

@@ -223,6 +223,15 @@ class _Shared:
     async def run(self, steps: Sequence[Step]) -> list[Any]:
         return await self.pool.run(steps)
 
+    async def learn_datetime(self, message_table: str) -> None:
+        """How written rows carry DateTime: as the newest message row does (see the dialect)."""
+        probe = self.dialect.datetime_probe(message_table)
+        stored = None
+        if probe is not None and message_table.lower() in await self.table_map():
+            (rows,) = await self.run([(probe, (), True)])
+            stored = rows[0][0] if rows else None
+        self.write_datetime = self.dialect.datetime_writer(stored)
+
     async def table_map(self) -> dict[str, str]:
         if self.tables is None:
             (rows,) = await self.run([(self.dialect.tables_sql, (), True)])
@@ -275,7 +284,9 @@ class SqlStore:
         self._d: SqlDialect = shared.dialect
         self._dt: Callable[[datetime], Any] = shared.dialect.encode_datetime
         # Written rows follow what the database holds (bind learns it); cursors compare as _dt.
-        self._write_dt: Callable[[datetime], Any] = shared.write_datetime or self._dt
+        self._write_dt: Callable[[datetime], Any] = (
+            shared.write_datetime or shared.dialect.datetime_writer(None)
+        )
         self._json_text = shared.dialect.json_as_text
 
     # -- construction
@@ -330,12 +341,7 @@ class SqlStore:
                 )
             actual[model] = found
         if self._s.write_datetime is None:
-            probe = self._s.dialect.datetime_probe(actual["message"])
-            stored = None
-            if probe is not None:
-                (rows,) = await self._s.run([(probe, (), True)])
-                stored = rows[0][0] if rows else None
-            self._s.write_datetime = self._s.dialect.datetime_writer(stored)
+            await self._s.learn_datetime(actual["message"])
         store = SqlStore(self._s, actual, checked=True, absent=absent)
         self._s.bound[key] = store
         return store
@@ -1068,6 +1074,7 @@ async def connect(
             given = {k: getattr(names, k) for k in DEFAULT_TABLE_NAMES if getattr(names, k)}
             await run_migrations(engine, table_names=given)
         shared = _Shared(engine, owns_engine=True, pool_size=pool_size, max_overflow=max_overflow)
+        await shared.learn_datetime(resolve_names(TableNames.coerce(table_names))["message"])
     except BaseException:
         await engine.dispose()
         raise
