@@ -90,9 +90,11 @@ OPTIONAL_MODELS = ("tool_call", "request", "agent_session")
 class Store(Protocol):
     """One database, bound to one set of table names."""
 
-    # Optional models whose table (or delegate) does not exist, with the name looked for:
-    # reads of them see no rows.
-    absent: Mapping[str, str]
+    @property
+    def absent(self) -> Mapping[str, str]:
+        """Optional models whose table (or delegate) does not exist, with the name looked for:
+        reads of them see no rows."""
+        ...
 
     @property
     def dialect(self) -> str:
