@@ -2,7 +2,9 @@
 
     python examples/custom_tables.py
 
-Your Prisma schema may name the models differently and add columns to the chat model:
+Your Prisma schema may name the models differently and add columns to the chat model
+(`nodellm-orm init --table-names chat=AssistantChat,message=AssistantMessage,...` writes
+such a schema):
 
     model AssistantChat {
       id        String   @id @default(uuid())
@@ -11,10 +13,11 @@ Your Prisma schema may name the models differently and add columns to the chat m
     }
     (AssistantMessage, AssistantToolCall, AssistantRequest, AssistantAgentSession likewise)
 
-`table_names` says which tables to use; any extra keyword of create_chat is written to the
-column of that name (an unknown one fails before anything is written). Here the tables are
-created from the shipped migration, renamed; in a real project `prisma migrate dev` creates
-them from your schema.
+`connect(url, table_names=...)` creates (or checks) those tables; pass the same names to
+create_chat / load_chat. A custom column is yours to add, in a migration of your own (here an
+ALTER TABLE; in a Prisma project `prisma migrate dev` writes it from your schema). Options
+that are not chat options are written to the column of that name; an unknown one fails
+before anything is written.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import os
 from sqlalchemy import inspect
 
 from nodellm_orm import LLM, SqlStore, TableNames, connect, create_chat, create_llm
-from nodellm_orm.migrations.runner import load_migrations
 from nodellm_orm.testing import FakeProvider
 
 NAMES = TableNames(
@@ -35,32 +37,14 @@ NAMES = TableNames(
     request="AssistantRequest",
     agent_session="AssistantAgentSession",
 )
-DEFAULTS = {
-    "chat": "LlmChat",
-    "message": "LlmMessage",
-    "tool_call": "LlmToolCall",
-    "request": "LlmRequest",
-    "agent_session": "LlmAgentSession",
-}
 
 
-async def create_custom_tables(db: SqlStore) -> None:
-    """The shipped DDL with every table renamed, plus a userId column on the chat table."""
-    async with db.engine.connect() as conn:
-        exists = await conn.run_sync(lambda c: inspect(c).has_table(NAMES.chat or ""))
-    if exists:
-        return
-    sql = load_migrations(db.dialect)[0].script.decode()
-    # Longest names first, so "LlmChat" does not rewrite part of another name.
-    for key, default in sorted(DEFAULTS.items(), key=lambda kv: -len(kv[1])):
-        sql = sql.replace(f'"{default}', f'"{getattr(NAMES, key)}')
-    statements = [s.strip() for s in sql.split(";")]
+async def add_user_column(db: SqlStore) -> None:
+    """Your own migration: a userId column on the chat table, once."""
     async with db.engine.begin() as conn:
-        for statement in statements:
-            body = "\n".join(ln for ln in statement.splitlines() if not ln.startswith("--"))
-            if body.strip() and "CREATE SCHEMA" not in body:
-                await conn.exec_driver_sql(body)
-        await conn.exec_driver_sql(f'ALTER TABLE "{NAMES.chat}" ADD COLUMN "userId" TEXT')
+        columns = await conn.run_sync(lambda c: inspect(c).get_columns(NAMES.chat or ""))
+        if all(column["name"] != "userId" for column in columns):
+            await conn.exec_driver_sql(f'ALTER TABLE "{NAMES.chat}" ADD COLUMN "userId" TEXT')
 
 
 def make_llm() -> LLM:
@@ -70,19 +54,21 @@ def make_llm() -> LLM:
 
 
 async def main() -> None:
-    db = await connect(os.environ.get("DATABASE_URL", "sqlite:///nodellm.db"))
+    url = os.environ.get("DATABASE_URL", "sqlite:///nodellm.db")
+    # Creates the five tables under these names (or checks them when they exist).
+    db = await connect(url, table_names=NAMES)
     llm = make_llm()
     try:
-        # Before the first use of the store: it caches which tables exist.
-        await create_custom_tables(db)
-        chat = await create_chat(db, llm, table_names=NAMES, userId="user-42")
+        # Before the first use of the store: it caches the columns it finds.
+        await add_user_column(db)
+        chat = await create_chat(db, llm, {"userId": "user-42"}, NAMES)
         await chat.ask("Hi, I am Ada.")
         print(f"AssistantChat {chat.id}: userId={chat.record['userId']}")
         for row in await chat.messages():
             print(f"AssistantMessage {row.role}: {row.content}")
 
         try:
-            await create_chat(db, llm, table_names=NAMES, teamId="t-1")
+            await create_chat(db, llm, {"teamId": "t-1"}, NAMES)
         except ValueError as exc:
             print(f"unknown column refused: {str(exc)[:60]}...")
     finally:

@@ -341,7 +341,10 @@ async def test_fifty_chats_twenty_turns_at_once(dialect: str, tmp_path: Path) ->
             # Idle: nothing checked out, at most pool_size connections kept open.
             assert pool.in_use == 0 and pool.open_count <= pool.size
             if dialect == "postgresql":
-                assert seen and max(seen) <= 15
+                # The client-side bound above is exact. The server may still list, for a
+                # moment, a backend whose connection the pool has already closed (it exits
+                # after the client's Terminate), so its count may exceed the bound by one.
+                assert seen and max(seen) <= 15 + 1
                 assert await pg_connections(url) <= 5
         finally:
             stop.set()
