@@ -126,8 +126,14 @@ async def seed(url: str) -> Seeded:
         await session.ask("Where is order A-1?")
         out.session_chat = session.chat_id if hasattr(session, "chat_id") else session.chat.id
         if store.dialect == "sqlite":
-            # Prisma's JS driver adapters write ISO-8601 text dates: mix them in on one chat.
-            iso = "strftime('%Y-%m-%dT%H:%M:%fZ', \"createdAt\" / 1000.0, 'unixepoch')"
+            # SQLite databases hold epoch-ms integers (Prisma's native engine) or ISO-8601 text
+            # (Prisma's JS adapters; what the store writes in a new database): give one chat the
+            # other form, so both are read in one database.
+            iso = (
+                "CASE typeof(\"createdAt\") WHEN 'integer' "
+                "THEN strftime('%Y-%m-%dT%H:%M:%fZ', \"createdAt\" / 1000.0, 'unixepoch') "
+                'ELSE CAST(round((julianday("createdAt") - 2440587.5) * 86400000) AS INTEGER) END'
+            )
             async with store.engine.begin() as conn:
                 for table, key in (
                     ("LlmChat", "id"),
