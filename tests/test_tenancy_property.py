@@ -123,10 +123,13 @@ async def _run(url: str, spec: dict[str, Any]) -> None:
         chat_ids = list(owner)
         before = await _snapshot(store, chat_ids)
         acted: set[str] = set()
+        deleted: set[str] = set()
 
         for actor, op, target in spec["ops"]:
             actor %= len(tenants)
             chat_id = chat_ids[target % len(chat_ids)]
+            if chat_id in deleted:
+                continue  # gone for every tenant: nothing left to read or change
             mine = owner[chat_id] == actor
             handle = handles[actor]
             bound = await handle.bind(_names())
@@ -148,6 +151,8 @@ async def _run(url: str, spec: dict[str, Any]) -> None:
                     result = await bound.usage(chat_id)
                 elif op == "delete":
                     result = await bound.delete_chat(chat_id)
+                    if result:
+                        deleted.add(chat_id)
                 elif op == "list":
                     listed = await bound.list_chats(limit=100)
                     assert all(c["userId"] == tenants[actor] for c in listed)
