@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -70,3 +76,202 @@ def test_mask_urls() -> None:
         "sqlite:///x.db and postgresql://app@db/x"
     )
     assert mask_urls("dsn host=db password=pw user=u") == "dsn host=db password=*** user=u"
+
+
+# ---- import from stdin, export errors, purge (issue 11 points 3 and 5, through the CLI) ------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated database, on an SQLite file or on the PostgreSQL server, whose chat table
+    has a custom `userId` column (for --where)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'chats.db'}"
+    else:
+        server = postgres_url()
+        if server is None:
+            unavailable("no PostgreSQL server available")
+            raise AssertionError
+        url = fresh_database(server)
+    assert run("migrate", "--url", url).exit_code == 0
+    _sql(url, 'ALTER TABLE "LlmChat" ADD COLUMN "userId" TEXT')
+    return url
+
+
+def _sql(url: str, statement: str) -> list[tuple[Any, ...]]:
+    """One statement on the database (rows when it returns any), outside the CLI."""
+    from nodellm_orm import connect
+
+    async def go() -> list[tuple[Any, ...]]:
+        store = await connect(url, migrate=False)
+        try:
+            async with store.engine.begin() as conn:
+                result = await conn.exec_driver_sql(statement)
+                return [tuple(r) for r in result.all()] if result.returns_rows else []
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def _counts(url: str) -> dict[str, int]:
+    tables = ("LlmChat", "LlmMessage", "LlmToolCall", "LlmRequest", "LlmAgentSession")
+    return {t: _sql(url, f'SELECT count(*) FROM "{t}"')[0][0] for t in tables}
+
+
+def _document(*chats: tuple[str, str, str | None]) -> str:
+    """An export of chats (id, createdAt, userId), each with a session, a message, a tool call
+    and a request."""
+    records: list[dict[str, Any]] = [{"format": "nodellm-orm/chats", "version": 2}]
+    for chat_id, when, user in chats:
+        chat: dict[str, Any] = {"id": chat_id, "createdAt": when, "updatedAt": when}
+        if user is not None:
+            chat["userId"] = user
+        records += [
+            {"chat": chat},
+            {
+                "agentSession": {
+                    "id": f"{chat_id}-s",
+                    "agentClass": "Helper",
+                    "chatId": chat_id,
+                    "createdAt": when,
+                    "updatedAt": when,
+                }
+            },
+            {
+                "message": {
+                    "id": f"{chat_id}-m",
+                    "chatId": chat_id,
+                    "role": "user",
+                    "createdAt": when,
+                }
+            },
+            {
+                "toolCall": {
+                    "id": f"{chat_id}-t",
+                    "messageId": f"{chat_id}-m",
+                    "toolCallId": "call_1",
+                    "name": "get_weather",
+                    "arguments": "{}",
+                    "createdAt": when,
+                }
+            },
+            {
+                "request": {
+                    "id": f"{chat_id}-r",
+                    "chatId": chat_id,
+                    "messageId": f"{chat_id}-m",
+                    "provider": "fake",
+                    "model": "fake-model",
+                    "statusCode": 200,
+                    "duration": 5,
+                    "inputTokens": 3,
+                    "outputTokens": 4,
+                    "createdAt": when,
+                }
+            },
+        ]
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+OLD = "2020-01-01T00:00:00Z"
+NOW = datetime.now(UTC).isoformat()
+
+
+def test_import_dash_reads_the_document_from_stdin(db_url: str, tmp_path: Path) -> None:
+    doc = _document(("c1", OLD, "alice"), ("c2", NOW, None))
+    result = run("chats", "import", "-", "--url", db_url, stdin=doc)
+    assert result.exit_code == 0, result.output
+    assert "imported 2 chats" in result.output
+    assert _counts(db_url) == dict.fromkeys(_counts(db_url), 2)
+    # What export writes on stdout, import - reads back into another database.
+    exported = CliRunner().invoke(main, ["chats", "export", "--url", db_url])
+    assert exported.exit_code == 0, exported.output
+    other = f"sqlite:///{tmp_path / 'copy.db'}"
+    assert run("migrate", "--url", other).exit_code == 0
+    _sql(other, 'ALTER TABLE "LlmChat" ADD COLUMN "userId" TEXT')
+    again = run("chats", "import", "-", "--url", other, stdin=exported.stdout)
+    assert again.exit_code == 0, again.output
+    assert "imported 2 chats" in again.output
+    assert _sql(other, 'SELECT id, "userId" FROM "LlmChat" ORDER BY id') == [
+        ("c1", "alice"),
+        ("c2", None),
+    ]
+    assert _counts(other) == _counts(db_url)
+
+
+def test_import_dash_with_a_broken_document_names_stdin_and_writes_nothing(db_url: str) -> None:
+    doc = _document(("c1", OLD, None)).replace('"role": "user"', '"role": 5')
+    result = run("chats", "import", "-", "--url", db_url, stdin=doc)
+    assert result.exit_code == 1
+    assert "<stdin>" in result.output and "'role'" in result.output
+    assert "Traceback" not in result.output
+    assert set(_counts(db_url).values()) == {0}
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_export_into_a_missing_directory_is_a_one_line_error(
+    db_url: str, tmp_path: Path, fmt: str
+) -> None:
+    target = tmp_path / "no" / "such" / "dir" / "x.jsonl"
+    result = run("chats", "export", "--url", db_url, "--format", fmt, "--output", str(target))
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot write"), result.output
+    assert "does not exist" in lines[0] and "Traceback" not in result.output
+    assert not target.parent.exists()
+
+
+def test_export_into_a_missing_directory_from_a_shell_has_no_traceback(tmp_path: Path) -> None:
+    # The installed entry point, as a user runs it: stderr carries one line, exit status 1.
+    url = f"sqlite:///{tmp_path / 'chats.db'}"
+    assert run("migrate", "--url", url).exit_code == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "nodellm_orm", "chats", "export", "--url", url, "-o", "/no/such/x"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "Error: cannot write /no/such/x: directory /no/such does not exist"
+    ]
+
+
+def test_purge_counts_then_deletes_old_chats_in_the_where_scope(db_url: str) -> None:
+    doc = _document(("old-a", OLD, "alice"), ("old-b", OLD, "bob"), ("new-a", NOW, "alice"))
+    assert run("chats", "import", "-", "--url", db_url, stdin=doc).exit_code == 0
+    before = _counts(db_url)
+    assert before["LlmChat"] == 3
+
+    dry = run("chats", "purge", "--older-than", "30d", "--dry-run", "--url", db_url)
+    assert dry.exit_code == 0, dry.output
+    assert "would delete 2 chats created before" in dry.output
+    assert "2 messages, 2 tool calls, 2 requests, 2 agent sessions" in dry.output
+    assert _counts(db_url) == before  # a dry run deletes nothing
+
+    scoped = run(
+        "chats", "purge", "--older-than", "30d", "--where", "userId=alice", "--url", db_url
+    )
+    assert scoped.exit_code == 0, scoped.output
+    assert "deleted 1 chat created before" in scoped.output
+    assert "1 message, 1 tool call, 1 request, 1 agent session" in scoped.output
+    assert sorted(_sql(db_url, 'SELECT id FROM "LlmChat"')) == [("new-a",), ("old-b",)]
+    assert sorted(_sql(db_url, 'SELECT "chatId" FROM "LlmMessage"')) == [("new-a",), ("old-b",)]
+
+    rest = run("chats", "purge", "--older-than", "30d", "--url", db_url)
+    assert rest.exit_code == 0, rest.output
+    assert "deleted 1 chat created before" in rest.output
+    assert _sql(db_url, 'SELECT id FROM "LlmChat"') == [("new-a",)]
+    assert set(_counts(db_url).values()) == {1}
+
+
+def test_purge_refuses_a_bad_age_and_an_unknown_where_column(db_url: str) -> None:
+    doc = _document(("old-a", OLD, "alice"))
+    assert run("chats", "import", "-", "--url", db_url, stdin=doc).exit_code == 0
+    bad_age = CliRunner().invoke(main, ["chats", "purge", "--older-than", "soon", "--url", db_url])
+    assert bad_age.exit_code == 2 and "--older-than" in bad_age.output
+    bad_where = run("chats", "purge", "--older-than", "1d", "--where", "tenant=x", "--url", db_url)
+    assert bad_where.exit_code == 1 and "tenant" in bad_where.output
+    assert _sql(db_url, 'SELECT id FROM "LlmChat"') == [("old-a",)]
