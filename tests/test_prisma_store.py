@@ -74,12 +74,27 @@ async def test_a_prisma_client_selects_the_prisma_store(prisma_db: Database) -> 
     assert await prisma_db.store() is store
 
 
-async def test_delegates_match_case_insensitively(prisma_db: Database) -> None:
-    js = await open_store(prisma_db.db, TableNames(chat="llmChat", tool_call="LlmToolCall"))
+async def test_delegates_are_named_by_an_exact_name_of_their_model(prisma_db: Database) -> None:
+    # The model's name, prisma-client-py's attribute and the JS client's delegate name.
     default = await prisma_db.store()
-    record = await js.create_chat(_chat_row(model="m"))
-    found = await default.get_chat(record.id)
-    assert found is not None and found.model == "m"
+    for chat in ("LlmChat", "llmchat", "llmChat"):
+        store = await open_store(prisma_db.db, TableNames(chat=chat, tool_call="LlmToolCall"))
+        record = await store.create_chat(_chat_row(model=chat))
+        found = await default.get_chat(record.id)
+        assert found is not None and found.model == chat
+
+
+@pytest.mark.parametrize("chat", ["LLMCHAT", "Llmchat", "llmCHAT"])
+async def test_a_model_name_differing_in_case_only_is_reported_never_used(
+    prisma_db: Database, chat: str
+) -> None:
+    with pytest.raises(StoreError) as info:
+        await open_store(prisma_db.db, TableNames(chat=chat))
+    text = str(info.value)
+    assert f"model {chat!r} (for chat) does not exist" in text
+    assert f"'LlmChat' differs from {chat!r} only in letter case" in text
+    store = await prisma_db.store()
+    assert await store.list_chats() == []
 
 
 async def test_missing_delegate_error_lists_the_available_ones(prisma_db: Database) -> None:
@@ -87,6 +102,8 @@ async def test_missing_delegate_error_lists_the_available_ones(prisma_db: Databa
         await open_store(prisma_db.db, TableNames(message="Messages"))
     text = str(info.value)
     assert "'Messages'" in text
+    for model in ("LlmChat", "LlmMessage", "LlmToolCall", "LlmRequest", "LlmAgentSession"):
+        assert model in text
     for delegate in ("llmchat", "llmmessage", "llmtoolcall", "llmrequest", "llmagentsession"):
         assert delegate in text
 

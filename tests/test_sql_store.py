@@ -416,10 +416,12 @@ async def test_custom_table_names(make_store: Factory) -> None:
         await base.bind(TableNames())
     assert "LlmChat" in str(err.value) and "Conversation" in str(err.value)
     with pytest.raises(StoreError, match="chat_messages"):
-        await base.bind(TableNames(chat="conversation", message="nope"))
-    # Case-insensitive, as the JS spellings are.
-    store = await base.bind(TableNames(chat="conversation", message="CHAT_MESSAGES"))
-    assert await base.bind(TableNames(chat="conversation", message="CHAT_MESSAGES")) is store
+        await base.bind(TableNames(chat="Conversation", message="nope"))
+    # Exact (quoted identifiers): a name differing in case only is reported, never used.
+    with pytest.raises(StoreError, match="'Conversation' differs from 'conversation'"):
+        await base.bind(TableNames(chat="conversation", message="chat_messages"))
+    store = await base.bind(TableNames(chat="Conversation", message="chat_messages"))
+    assert await base.bind(TableNames(chat="Conversation", message="chat_messages")) is store
     cid = str(uuid.uuid4())
     await store.create_chat(chat_row(cid))
     assert await store.begin_turn(cid, [msg(cid, "m", ms(0))]) == 0

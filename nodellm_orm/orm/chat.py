@@ -21,7 +21,7 @@ from ..core.llm import LLM
 from ..core.messages import ChatChunk, Message, Response, Usage
 from ..core.options import CHAT_OPTIONS, AskOptions
 from ..stores import open_store
-from ..stores.base import Cursor, Store
+from ..stores.base import Cursor, Store, near_miss_note
 from .history import LATE_WINDOW, describe_error, group_tool_calls, is_pending, replay
 from .ids import new_id, utc_now
 from .options import (
@@ -500,7 +500,7 @@ async def create_chat(
             raise ValueError(
                 f"unknown chat option or column {', '.join(map(repr, unknown))}; the chat table "
                 f"has columns {sorted(columns - reserved)} and the runtime options are "
-                f"{sorted(RUNTIME_OPTIONS)}"
+                f"{sorted(RUNTIME_OPTIONS)}{near_miss_note(unknown, columns)}"
             )
     chat_llm = llm.with_provider(opts["provider"]) if opts.get("provider") else llm
     core = chat_llm.chat(opts.get("model"), **runtime)

@@ -15,7 +15,10 @@ class TableNames:
 
     None means the default: `LlmChat`, `LlmMessage`, `LlmToolCall`, `LlmRequest`,
     `LlmAgentSession` for SQL tables; `llmchat`, ... for prisma-client-py delegates. Names are
-    matched case-insensitively, so the JS spellings (`llmChat`) work too.
+    matched exactly (SQL identifiers are quoted). On the prisma backend a delegate is named by
+    its model (`LlmChat`), its prisma-client-py attribute (`llmchat`) or its JS client name
+    (`llmChat`). A name differing from an existing one in letter case only is reported, never
+    used in its place.
     """
 
     chat: str | None = None

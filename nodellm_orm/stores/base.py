@@ -22,7 +22,7 @@ Conventions every backend follows:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +45,37 @@ Cursor = tuple[datetime, str]
 
 class StoreError(Exception):
     """A store was asked for something its database does not have (table, column)."""
+
+
+def near_misses(name: str, existing: Iterable[str]) -> list[str]:
+    """The names in `existing` that differ from `name` in letter case only.
+
+    Table and column names are looked up exactly (they are quoted identifiers: on PostgreSQL
+    `"LlmChat"` and `llmchat` are two tables). A near miss is never picked, only named in the
+    error, so a user who meant it can pass it exactly.
+    """
+    folded = name.casefold()
+    return sorted(n for n in existing if n != name and n.casefold() == folded)
+
+
+def near_miss_note(wanted: Iterable[str], existing: Iterable[str]) -> str:
+    """`; 'userid' differs from 'userId' only in letter case ...`, or "" when none does."""
+    names = set(existing)
+    pairs = [(w, n) for w in wanted for n in near_misses(w, names)]
+    if not pairs:
+        return ""
+    found = ", ".join(f"{n!r} differs from {w!r}" for w, n in pairs)
+    return f"; {found} only in letter case, and names are matched exactly (never one for another)"
+
+
+def missing_name_error(kind: str, name: str, existing: Iterable[str], *, what: str = "") -> str:
+    """`<kind> 'name' (for what) does not exist`, with its near misses and what exists."""
+    names = sorted(set(existing))
+    where = f" (for {what})" if what else ""
+    return (
+        f"{kind} {name!r}{where} does not exist{near_miss_note([name], names)}; "
+        f"available {kind}s: {', '.join(names) or '(none)'}"
+    )
 
 
 # Which rows `owner_chats` looks up.

@@ -1,7 +1,8 @@
 """`PrismaStore`: the Store port over a prisma-client-py (asyncio) client.
 
 The user's generated `Prisma()` client is used as they configured it; the store never connects
-or disconnects it. Delegates (`db.llmchat`...) are chosen by `TableNames`, case-insensitively.
+or disconnects it. Delegates (`db.llmchat`...) are chosen by `TableNames`, by an exact name of
+their model (`LlmChat`, `llmchat` or the JS client's `llmChat`; see `_Shared`).
 
 Round trips (each a request to the query engine):
 - writes of one operation go in one request: a create, a `create_many`, a `batch_()` (one
@@ -42,7 +43,17 @@ from ..orm.records import (
     UsageTotals,
     columns,
 )
-from .base import OPTIONAL_MODELS, Cursor, OwnedKind, Row, RowCounts, StoreError, turn_rows
+from .base import (
+    OPTIONAL_MODELS,
+    Cursor,
+    OwnedKind,
+    Row,
+    RowCounts,
+    StoreError,
+    missing_name_error,
+    near_misses,
+    turn_rows,
+)
 from .tables import encode_json, from_db_datetime, to_epoch_ms
 
 __all__ = ["PrismaStore"]
@@ -111,14 +122,21 @@ class _Shared:
             self.provider = "postgresql"
         self.package: ModuleType = sys.modules[type(client).__module__.rsplit(".", 1)[0]]
         self.json_type: Any = getattr(self.package, "Json", None) or self.package.fields.Json
-        # delegate attribute name by its lower-case spelling
+        # Delegate attribute by each exact name of its model: the model's own (`LlmChat`, also
+        # its table, the schemas we ship have no @@map), prisma-client-py's attribute
+        # (`llmchat`) and the JS client's (`llmChat`, what the JS package's tableNames hold).
+        # Any other spelling is a near miss: reported at bind, never picked.
         self.delegates: dict[str, str] = {}
+        self.models: dict[str, str] = {}  # model name -> delegate attribute
         for name in dir(client):
             if name.startswith("_"):
                 continue
-            value = getattr(client, name, None)
+            value: Any = getattr(client, name, None)
             if hasattr(value, "_model") and hasattr(value, "_client"):
-                self.delegates[name.lower()] = name
+                model = str(value._model.__name__)
+                self.models[model] = name
+                for spelling in (name, model, model[:1].lower() + model[1:]):
+                    self.delegates[spelling] = name
         self.relations: dict[str, Any] = dict(getattr(client, "_relational_field_mappings", {}))
         self.current: ContextVar[Any] = ContextVar(f"nodellm_prisma_tx_{id(self)}", default=None)
         self.bound: dict[tuple[str, ...], PrismaStore] = {}
@@ -676,22 +694,24 @@ def _bind(shared: _Shared, table_names: TableNames) -> PrismaStore:
         given = getattr(table_names, key)
         if given is not None:
             wanted[key] = given
-    cache_key = tuple(wanted[k].lower() for k in sorted(wanted))
+    cache_key = tuple(wanted[k] for k in sorted(wanted))
     store = shared.bound.get(cache_key)
     if store is not None:
         return store
     names: dict[str, str] = {}
     absent: dict[str, str] = {}
     for key, name in wanted.items():
-        attr = shared.delegates.get(name.lower())
-        if attr is None and key in OPTIONAL_MODELS:
+        attr = shared.delegates.get(name)
+        if attr is None and key in OPTIONAL_MODELS and not near_misses(name, shared.delegates):
             # A client generated from a minimal schema: reads see no rows.
             absent[key] = attr = name
         if attr is None:
-            available = ", ".join(sorted(shared.delegates.values())) or "(none)"
             raise StoreError(
-                f"the Prisma client has no delegate {name!r} (for {key}); "
-                f"available delegates: {available}"
+                "the Prisma client has no "
+                + missing_name_error("model", name, shared.models, what=key)
+                + " (or their delegates: "
+                + ", ".join(sorted(shared.models.values()))
+                + ")"
             )
         names[key] = attr
     store = PrismaStore(shared, names, absent)

@@ -41,7 +41,7 @@ from ..orm.records import (
     ToolCallRecord,
     UsageTotals,
 )
-from .base import Cursor, OwnedKind, Row, RowCounts, Store, StoreError
+from .base import Cursor, OwnedKind, Row, RowCounts, Store, StoreError, near_miss_note
 
 __all__ = ["ScopeError", "ScopedStore", "scoped_store"]
 
@@ -155,7 +155,7 @@ class ScopedStore:
             if missing:
                 raise StoreError(
                     f"scope column(s) {', '.join(map(repr, missing))} not in the chat table; "
-                    f"its columns: {', '.join(sorted(columns))}"
+                    f"its columns: {', '.join(sorted(columns))}{near_miss_note(missing, columns)}"
                 )
             child = ScopedStore(inner, self._where, bound=True)
             self._children[id(inner)] = child

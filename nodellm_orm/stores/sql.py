@@ -63,7 +63,18 @@ from ..orm.records import (
     UsageTotals,
     columns,
 )
-from .base import OPTIONAL_MODELS, Cursor, OwnedKind, Row, RowCounts, StoreError, turn_rows
+from .base import (
+    OPTIONAL_MODELS,
+    Cursor,
+    OwnedKind,
+    Row,
+    RowCounts,
+    StoreError,
+    missing_name_error,
+    near_miss_note,
+    near_misses,
+    turn_rows,
+)
 from .connection import Lease, Pool, Step
 from .dialects import SqlDialect, dialect_for_url, dialect_of
 from .tables import (
@@ -207,7 +218,7 @@ class _Shared:
         # Bind parameters per statement: the dialect's, lowered to what a connection reports.
         self.max_params = self.dialect.max_params
         self.pool = Pool(engine, self._open_lease, size=size, overflow=overflow)
-        self.tables: dict[str, str] | None = None  # lower-case name -> actual name
+        self.tables: frozenset[str] | None = None  # the tables there are, names exact
         self.columns: dict[str, tuple[str, ...]] = {}
         self.compiled = _StatementCache(STATEMENT_CACHE_SIZE)
         self.bound: dict[tuple[str, ...], SqlStore] = {}
@@ -227,15 +238,17 @@ class _Shared:
         """How written rows carry DateTime: as the newest message row does (see the dialect)."""
         probe = self.dialect.datetime_probe(message_table)
         stored = None
-        if probe is not None and message_table.lower() in await self.table_map():
+        if probe is not None and message_table in await self.table_map():
             (rows,) = await self.run([(probe, (), True)])
             stored = rows[0][0] if rows else None
         self.write_datetime = self.dialect.datetime_writer(stored)
 
-    async def table_map(self) -> dict[str, str]:
+    async def table_map(self) -> frozenset[str]:
+        """The tables of the schema, by exact name (identifiers are quoted: on PostgreSQL
+        `"LlmChat"` and `llmchat` are two tables, and only the one asked for is used)."""
         if self.tables is None:
             (rows,) = await self.run([(self.dialect.tables_sql, (), True)])
-            self.tables = {r[0].lower(): r[0] for r in rows}
+            self.tables = frozenset(r[0] for r in rows)
         return self.tables
 
     async def table_columns(self, table: str) -> tuple[str, ...]:
@@ -323,23 +336,23 @@ class SqlStore:
         if store is not None:
             return store
         existing = await self._s.table_map()
-        if any(name.lower() not in existing for name in wanted.values()):
+        if any(name not in existing for name in wanted.values()):
             # Tables may have been created since the first look: look once more.
             self._s.tables = None
             existing = await self._s.table_map()
         actual: dict[str, str] = {}
         absent: dict[str, str] = {}
         for model, name in wanted.items():
-            found = existing.get(name.lower())
-            if found is None and model in OPTIONAL_MODELS:
+            if name not in existing and (
+                model not in OPTIONAL_MODELS or near_misses(name, existing)
+            ):
+                # A near miss (`llmchat` for `LlmChat`) is never used, even for an optional
+                # table: the user may have meant it, so they are told instead.
+                raise StoreError(missing_name_error("table", name, existing, what=model))
+            if name not in existing:
                 # A minimal schema: reads see no rows; open_store refuses what would write.
-                absent[model] = found = name
-            if found is None:
-                available = ", ".join(sorted(existing.values())) or "(none)"
-                raise StoreError(
-                    f"table {name!r} (for {model}) does not exist; available tables: {available}"
-                )
-            actual[model] = found
+                absent[model] = name
+            actual[model] = name
         if self._s.write_datetime is None:
             await self._s.learn_datetime(actual["message"])
         store = SqlStore(self._s, actual, checked=True, absent=absent)
@@ -350,10 +363,8 @@ class SqlStore:
         if self._chat_cols is None:
             cols = await self._s.table_columns(self._names["chat"])
             if not cols:
-                available = ", ".join(sorted((await self._s.table_map()).values())) or "(none)"
-                raise StoreError(
-                    f"table {self._names['chat']!r} does not exist; available tables: {available}"
-                )
+                existing = await self._s.table_map()
+                raise StoreError(missing_name_error("table", self._names["chat"], existing))
             extra = [c for c in cols if c not in self._t.chat.c]
             for c in extra:
                 self._t.chat.append_column(Column(c, NullType()))
@@ -403,7 +414,7 @@ class SqlStore:
         if unknown:
             raise StoreError(
                 f"unknown column(s) {', '.join(map(repr, unknown))} of table {table.name!r}; "
-                f"columns: {', '.join(table.c.keys())}"
+                f"columns: {', '.join(table.c.keys())}{near_miss_note(unknown, table.c.keys())}"
             )
 
     def _row_columns(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[str]:
