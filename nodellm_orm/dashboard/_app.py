@@ -196,15 +196,12 @@ def _read_only_engine(url: str) -> AsyncEngine:
     from sqlalchemy.engine import make_url
 
     from ..migrations.runner import async_url
-    from ._dialect import dialect_for
+    from ._queries import dialect_of
 
     target = make_url(async_url(url))
-    dialect = dialect_for(target.get_backend_name())
-    if dialect.name == "sqlite" and target.database not in (None, "", ":memory:"):
-        # mode=ro: a missing file is an error instead of a new empty database.
-        path = Path(target.database or "").absolute()
-        target = target.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
-    engine = create_async_engine(target, connect_args=dialect.connect_args())
+    dialect = dialect_of(target.get_backend_name())
+    target = dialect.read_only_url(target)
+    engine = create_async_engine(target, connect_args=dialect.read_only_connect_args())
     statements = dialect.read_only_statements()
     if statements:
 

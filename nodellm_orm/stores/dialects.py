@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Integer, case, cast, event, func, literal_column
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    and_,
+    case,
+    cast,
+    event,
+    func,
+    literal_column,
+    or_,
+    type_coerce,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -113,6 +125,48 @@ class SqlDialect:
     async def open_lease(self, conn: AsyncConnection, *, owns_engine: bool) -> Lease:
         raise NotImplementedError
 
+    # -- Reading for analytics (the dashboard): a DateTime column as epoch milliseconds,
+    # ranges its createdAt index serves, time buckets; and connections that cannot write.
+
+    # Bucket sizes in milliseconds; weeks start on Monday (ISO, as date_trunc('week')).
+    bucket_ms_of: ClassVar[dict[str, int]] = {
+        "hour": 3_600_000,
+        "day": 86_400_000,
+        "week": 7 * 86_400_000,
+    }
+
+    def epoch_ms(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
+        """A DateTime column as integer milliseconds since the Unix epoch (UTC)."""
+        raise NotImplementedError
+
+    def at_or_after(self, col: ColumnElement[Any], at: datetime) -> ColumnElement[bool]:
+        """`col >= at`, in a form the column's index can serve."""
+        raise NotImplementedError
+
+    def before(self, col: ColumnElement[Any], at: datetime) -> ColumnElement[bool]:
+        """`col < at`."""
+        return self.epoch_ms(col) < to_epoch_ms(at)
+
+    def bucket_ms(self, col: ColumnElement[Any], unit: str) -> ColumnElement[Any]:
+        """Start of the hour, day or week (Monday) holding `col`, as epoch milliseconds."""
+        raise NotImplementedError
+
+    def group_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
+        """`col` as a GROUP BY key over a createdAt range (see SqliteDialect)."""
+        return col
+
+    def read_only_url(self, url: URL) -> URL:
+        """The URL of the same database, opened so that it cannot be changed or created."""
+        return url
+
+    def read_only_connect_args(self) -> dict[str, Any]:
+        """Driver arguments that make a connection read-only."""
+        return {}
+
+    def read_only_statements(self) -> tuple[str, ...]:
+        """Statements run on each new connection to make it read-only."""
+        return ()
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
@@ -200,6 +254,47 @@ class SqliteDialect(SqlDialect):
     async def open_lease(self, conn: AsyncConnection, *, owns_engine: bool) -> Lease:
         return await SqliteLease.open(conn, pragmas=not owns_engine)
 
+    def epoch_ms(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
+        # Read as a number, not through the column's DateTime type.
+        return type_coerce(self.order_key(type_coerce(col, Integer)), Integer)
+
+    def at_or_after(self, col: ColumnElement[Any], at: datetime) -> ColumnElement[bool]:
+        raw = type_coerce(col, Integer)
+        ms = to_epoch_ms(at)
+        # SQLite orders every INTEGER before every TEXT: two ranges of the index, the integer
+        # dates from `ms` on (`< ''`: below every text) and the text dates from the day before
+        # `at` on (any ISO-8601 text of a later time sorts after that date, whatever its
+        # separator or offset). The exact test on epoch milliseconds follows.
+        day = (at.astimezone(UTC) - timedelta(days=1)).date().isoformat()
+        text_from = type_coerce(col, Text) >= literal_column(f"'{day}'")
+        in_range = or_(and_(raw >= ms, raw < literal_column("''")), text_from)
+        return and_(in_range, self.epoch_ms(col) >= ms)
+
+    def bucket_ms(self, col: ColumnElement[Any], unit: str) -> ColumnElement[Any]:
+        size = literal_column(str(self.bucket_ms_of[unit]), Integer)
+        ms = self.epoch_ms(col)
+        if unit == "week":
+            # 1970-01-01 was a Thursday: shift by three days so weeks start on Monday.
+            offset = literal_column(str(3 * self.bucket_ms_of["day"]), Integer)
+            return ((ms + offset) // size) * size - offset
+        # `//` is SQLite's integer division of two integers (`/` would divide as REAL).
+        return (ms // size) * size
+
+    def group_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
+        # Grouping a createdAt range by chatId, SQLite would walk the whole chatId index (to
+        # skip a sort) instead of the range; `|| ''` hides the index, as documented for `+col`.
+        return col.concat(literal_column("''"))
+
+    def read_only_url(self, url: URL) -> URL:
+        if url.database in (None, "", ":memory:"):
+            return url
+        # mode=ro: a missing file is an error instead of a new empty database.
+        path = Path(url.database or "").absolute()
+        return url.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
+
+    def read_only_statements(self) -> tuple[str, ...]:
+        return ("PRAGMA query_only = ON",)
+
 
 class PostgresDialect(SqlDialect):
     name = "postgresql"
@@ -233,6 +328,25 @@ class PostgresDialect(SqlDialect):
 
     async def open_lease(self, conn: AsyncConnection, *, owns_engine: bool) -> Lease:
         return await PgLease.open(conn)
+
+    def epoch_ms(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
+        # TIMESTAMP without time zone: extract(epoch) reads it as UTC, whatever the session zone.
+        epoch = func.date_part(literal_column("'epoch'"), col)
+        return cast(func.floor(epoch * literal_column("1000")), BigInteger)
+
+    def at_or_after(self, col: ColumnElement[Any], at: datetime) -> ColumnElement[bool]:
+        return col >= to_naive_utc(at)
+
+    def before(self, col: ColumnElement[Any], at: datetime) -> ColumnElement[bool]:
+        return col < to_naive_utc(at)
+
+    def bucket_ms(self, col: ColumnElement[Any], unit: str) -> ColumnElement[Any]:
+        if unit not in self.bucket_ms_of:
+            raise ValueError(f"unknown bucket {unit!r}")
+        return self.epoch_ms(func.date_trunc(literal_column(f"'{unit}'"), col))
+
+    def read_only_connect_args(self) -> dict[str, Any]:
+        return {"server_settings": {"default_transaction_read_only": "on"}}
 
 
 _DIALECTS: dict[str, SqlDialect] = {d.name: d for d in (SqliteDialect(), PostgresDialect())}
