@@ -27,7 +27,7 @@ from nodellm_orm.dashboard import DashboardError, create_app
 from nodellm_orm.migrations.runner import async_url
 from nodellm_orm.stores.tables import from_db_datetime
 from tests.conftest import unavailable
-from tests.support.dashboard_seed import Seeded, seed, sql
+from tests.support.dashboard_seed import Seeded, long_chat, seed, sql
 from tests.support.postgres import create_database, postgres_url
 
 
@@ -260,6 +260,78 @@ async def test_conversation_shows_tools_thinking_failures_and_requests(
 
     missing = await pages.get("/chats/no-such-chat", status=404)
     assert "no chat with id 'no-such-chat'" in missing
+
+
+async def test_a_long_conversation_renders_a_page_at_a_time(seeded: Seeded, pages: Pages) -> None:
+    from nodellm_orm.dashboard._queries import MESSAGES_PER_PAGE
+
+    # 110 turns, of which turns 10 and 75 fail (the question and its 500 request row stay):
+    # 218 messages, three pages. The failure at turn 10 shifts the pairs, so page 1 ends on
+    # a question whose answer opens page 2.
+    chat_id = await long_chat(seeded.url, turns=110, failing=(10, 75))
+    ordered = [
+        (mid, role)
+        for mid, role in await sql(
+            seeded.url,
+            'SELECT id, role FROM "LlmMessage" WHERE "chatId" = :c ORDER BY "createdAt", id',
+            c=chat_id,
+        )
+    ]
+    assert len(ordered) == 218 and MESSAGES_PER_PAGE == 100
+    assert ordered[99][1] == "user" and ordered[100][1] == "assistant"
+    requests = await sql(
+        seeded.url,
+        'SELECT id, "messageId", "statusCode", "inputTokens" + "outputTokens", cost '
+        'FROM "LlmRequest" WHERE "chatId" = :c',
+        c=chat_id,
+    )
+    assert len(requests) == 110
+    base = f"/chats/{chat_id}"
+    seen_requests: dict[str, str] = {}
+    failed_questions: list[str] = []
+    path = base
+    for number in (1, 2, 3):
+        page = await pages.get(path)
+        shown = re.findall(r'<div class="turn[^"]*" data-message="([^"]+)"', page)
+        assert shown == [mid for mid, _ in ordered[100 * (number - 1) : 100 * number]]
+        span = f"messages {100 * (number - 1) + 1:,}-{min(100 * number, 218):,} of 218"
+        assert f"{span} · page {number} of 3" in html.unescape(page)
+        # The whole chat's totals on every page.
+        assert metric(page, "requests") == "110"
+        assert metric(page, "tokens") == f"{sum(r[3] for r in requests):,}"
+        assert metric(page, "cost") == f"${sum(r[4] or 0 for r in requests):,.6f}"
+        # Each request row beside the turn it belongs to.
+        for turn_html in page.split('<div class="turn')[1:]:
+            message_id = turn_html.split('data-message="', 1)[1].split('"', 1)[0]
+            for request_id in re.findall(r'data-request="([^"]+)"', turn_html):
+                assert request_id not in seen_requests
+                seen_requests[request_id] = message_id
+            if 'data-failed="1"' in turn_html:
+                failed_questions.append(message_id)
+        assert ('rel="prev"' in page) == (number > 1)
+        assert ('rel="next"' in page) == (number < 3)
+        if number < 3:
+            path = html.unescape(
+                re.search(r'class="next" rel="next" href="([^"]+)"', page).group(1)
+            )  # type: ignore[union-attr]
+            assert path == f"{base}?page={number + 1}"
+    questions = [mid for mid, role in ordered if role == "user"]
+    for request_id, message_id, status, _, _ in requests:
+        if message_id is not None:
+            assert seen_requests[request_id] == message_id
+        else:  # a failed turn's request: beside its question, which is marked failed
+            assert status == 500
+            assert seen_requests[request_id] in questions
+    assert len(seen_requests) == 110
+    assert failed_questions == [questions[10], questions[75]]  # page 1's last is answered
+    assert "Question 10?" in (await pages.get(base)) and "Question 75?" in (
+        await pages.get(f"{base}?page=2")
+    )
+    assert "past the last page of this chat (3: 218 messages" in await pages.get(
+        f"{base}?page=4", status=400
+    )
+    assert "page must be 1 or more" in await pages.get(f"{base}?page=0", status=400)
+    assert "unknown parameter 'p'" in await pages.get(f"{base}?p=2", status=400)
 
 
 async def test_where_scope_keeps_to_its_chats(seeded: Seeded) -> None:

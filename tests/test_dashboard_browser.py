@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import unavailable
 from tests.support import browser
-from tests.support.dashboard_seed import Seeded, seed, sql
+from tests.support.dashboard_seed import Seeded, long_chat, seed, sql
 from tests.support.postgres import create_database, postgres_url
 
 
@@ -135,4 +135,15 @@ async def test_every_page_in_chromium(driver: Any, seeded: Seeded, tmp_path: Pat
         assert "failed" in _text(driver, "[data-failed]")
         _load(driver, f"{base}/chats/{seeded.interrupted_chat}")
         assert "interrupted: error" in _text(driver, "[data-interrupted]")
+        assert browser.console_errors(driver) == []
+
+        # A long chat is shown a page at a time; the pager's link moves to the next page.
+        long_id = await long_chat(seeded.url, turns=60)
+        _load(driver, f"{base}/chats/{long_id}")
+        assert len(driver.find_elements(By.CSS_SELECTOR, ".turn[data-message]")) == 100
+        assert "page 1 of 2" in _text(driver, '[data-pager="top"]')
+        driver.find_element(By.CSS_SELECTOR, '[data-pager="top"] a[rel="next"]').click()
+        WebDriverWait(driver, 30).until(lambda d: d.current_url.endswith("?page=2"))
+        assert len(driver.find_elements(By.CSS_SELECTOR, ".turn[data-message]")) == 20
+        assert "messages 101-120 of 120" in _text(driver, '[data-pager="bottom"]')
         assert browser.console_errors(driver) == []

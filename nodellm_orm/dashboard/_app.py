@@ -113,6 +113,7 @@ def _page(value: str | None) -> int:
 
 _CHAT_PARAMS = frozenset(("id", "model", "from", "to", "column", "value", "agent", "page"))
 _OVERVIEW_PARAMS = frozenset(("range", "bucket"))
+_CONVERSATION_PARAMS = frozenset(("page",))
 
 
 def _check_params(request: Request, allowed: frozenset[str]) -> Mapping[str, str]:
@@ -165,9 +166,10 @@ async def chats(request: Request) -> Response:
 
 
 async def conversation(request: Request) -> Response:
+    params = _check_params(request, _CONVERSATION_PARAMS)
     reader: Reader = request.app.state.reader
     chat_id = request.path_params["chat_id"]
-    conv = await reader.conversation(chat_id)
+    conv = await reader.conversation(chat_id, _page(params.get("page")))
     if conv is None:
         raise HTTPException(404, f"no chat with id {chat_id!r}")
     return _render(request, "conversation.html", page="chats", c=conv)

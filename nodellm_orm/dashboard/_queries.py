@@ -24,9 +24,11 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    false,
     func,
     inspect,
     literal_column,
+    or_,
     over,
     select,
     true,
@@ -53,6 +55,9 @@ DEFAULT_BUCKET = {"24h": "hour", "7d": "day", "30d": "day", "90d": "week", "all"
 BUCKETS = tuple(SqlDialect.bucket_ms_of)
 PERCENTILES = (0.5, 0.95, 0.99)
 PAGE_SIZE = 50
+# Messages per page of the conversation view: a 10,000-message chat is read and drawn a
+# page at a time.
+MESSAGES_PER_PAGE = 100
 EXPENSIVE = 10
 _STANDARD_CHAT_COLUMNS = frozenset(
     ("id", "model", "provider", "instructions", "metadata", "createdAt", "updatedAt")
@@ -241,6 +246,12 @@ class Conversation:
     requests: int
     tokens: int
     cost: float
+    # This page of the history: messages first_message..first_message + len(messages) - 1
+    # (counted from 1) of message_count.
+    page: int = 1
+    pages: int = 1
+    message_count: int = 0
+    first_message: int = 1
 
 
 def _coerce(value: str, kind: TypeEngine[Any]) -> Any:
@@ -596,7 +607,11 @@ class Reader:
 
     # -- one conversation
 
-    async def conversation(self, chat_id: str) -> Conversation | None:
+    async def conversation(self, chat_id: str, page: int = 1) -> Conversation | None:
+        """One page of a chat's history (MESSAGES_PER_PAGE messages, oldest first), with the
+        tool calls and request rows of those turns; the chat's totals cover every page."""
+        if page < 1:
+            raise DashboardError(f"page must be 1 or more, not {page}")
         t = await self._tables()
         d = self.dialect
         c, s, m, tc, r = t.chat, t.agent_session, t.message, t.tool_call, t.request
@@ -605,26 +620,81 @@ class Reader:
             .select_from(c.outerjoin(s, s.c.chatId == c.c.id))
             .where(c.c.id == chat_id, self._chat_scope(t))
         )
+        count_q = select(func.count()).select_from(m).where(m.c.chatId == chat_id)
+        totals_q = select(
+            func.count(),
+            func.coalesce(func.sum(r.c.inputTokens + r.c.outputTokens), 0),
+            func.coalesce(func.sum(r.c.cost), 0.0),
+        ).where(r.c.chatId == chat_id)
+        # One message past the page: the next page's first, which bounds this page's time
+        # span and tells whether the page's last question was answered.
         messages_q = (
-            select(m).where(m.c.chatId == chat_id).order_by(d.epoch_ms(m.c.createdAt), m.c.id)
-        )
-        calls_q = (
-            select(tc)
-            .join_from(tc, m, m.c.id == tc.c.messageId)
+            select(m)
             .where(m.c.chatId == chat_id)
-            .order_by(d.epoch_ms(tc.c.createdAt), tc.c.id)
-        )
-        requests_q = (
-            select(r).where(r.c.chatId == chat_id).order_by(d.epoch_ms(r.c.createdAt), r.c.id)
+            .order_by(d.epoch_ms(m.c.createdAt), m.c.id)
+            .limit(MESSAGES_PER_PAGE + 1)
+            .offset((page - 1) * MESSAGES_PER_PAGE)
         )
         async with self.engine.connect() as conn:
             chat = (await conn.execute(chat_q)).mappings().first()
             if chat is None:
                 return None
-            message_rows = (await conn.execute(messages_q)).mappings().all()
-            call_rows = (await conn.execute(calls_q)).mappings().all()
+            count = int((await conn.execute(count_q)).scalar_one())
+            pages = max(1, -(-count // MESSAGES_PER_PAGE))
+            if page > pages:
+                raise DashboardError(
+                    f"page {page} is past the last page of this chat ({pages}: "
+                    f"{count:,} messages, {MESSAGES_PER_PAGE} a page)"
+                )
+            n_requests, tokens, cost = (await conn.execute(totals_q)).one()
+            rows = (await conn.execute(messages_q)).mappings().all()
+            message_rows, after = rows[:MESSAGES_PER_PAGE], rows[MESSAGES_PER_PAGE:]
+            ids = [row["id"] for row in message_rows]
+            call_rows: Sequence[RowMapping] = []
+            if ids:
+                call_rows = (
+                    (
+                        await conn.execute(
+                            select(tc)
+                            .where(tc.c.messageId.in_(ids))
+                            .order_by(d.epoch_ms(tc.c.createdAt), tc.c.id)
+                        )
+                    )
+                    .mappings()
+                    .all()
+                )
+            # A request row goes beside its assistant message; one with none (a turn that
+            # failed before any answer) beside the question before it, so such rows are this
+            # page's when they fall in its time span (from its first message, page 1 from
+            # the start, up to the next page's first message).
+            orphan: list[ColumnElement[bool]] = [r.c.messageId.is_(None)]
+            if page > 1 and message_rows:
+                orphan.append(d.at_or_after(r.c.createdAt, _aware(message_rows[0]["createdAt"])))
+            if after:
+                orphan.append(d.before(r.c.createdAt, _aware(after[0]["createdAt"])))
+            own = r.c.messageId.in_(ids) if ids else false()
+            requests_q = (
+                select(r)
+                .where(r.c.chatId == chat_id, or_(own, and_(*orphan)))
+                .order_by(d.epoch_ms(r.c.createdAt), r.c.id)
+            )
             request_rows = (await conn.execute(requests_q)).mappings().all()
-        return _arrange(chat, self._custom, message_rows, call_rows, request_rows)
+        conv = _arrange(
+            chat,
+            self._custom,
+            message_rows,
+            call_rows,
+            request_rows,
+            next_role=after[0]["role"] if after else None,
+            totals=(int(n_requests), int(tokens), float(cost)),
+        )
+        conv.page, conv.pages, conv.message_count = page, pages, count
+        conv.first_message = (page - 1) * MESSAGES_PER_PAGE + 1
+        return conv
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _lit(text: str) -> ColumnElement[Any]:
@@ -694,8 +764,13 @@ def _arrange(
     message_rows: Sequence[RowMapping],
     call_rows: Sequence[RowMapping],
     request_rows: Sequence[RowMapping],
+    next_role: str | None,
+    totals: tuple[int, int, float],
 ) -> Conversation:
-    """One chat's rows laid out turn by turn, as the model saw them (display only)."""
+    """A page of one chat's rows laid out turn by turn, as the model saw them (display only).
+
+    `next_role` is the role of the message after the page (None on the last page); `totals`
+    the whole chat's requests, tokens and cost, summed in SQL."""
     calls: dict[str, list[ToolCallView]] = {}
     for row in call_rows:
         calls.setdefault(row["messageId"], []).append(
@@ -743,9 +818,10 @@ def _arrange(
             target.requests.append(req)
     for i, view in enumerate(messages):
         if view.role == "user":
-            answered = i + 1 < len(messages) and messages[i + 1].role == "assistant"
+            following = messages[i + 1].role if i + 1 < len(messages) else next_role
+            answered = following == "assistant"
             view.failed_turn = not answered and any(q.failed for q in view.requests)
-    tokens = sum(q.input_tokens + q.output_tokens for q in views)
+    requests, tokens, cost = totals
     return Conversation(
         id=chat["id"],
         model=chat["model"],
@@ -757,9 +833,9 @@ def _arrange(
         agent_class=chat["agentClass"],
         agent_metadata=chat["agent_metadata"],
         messages=messages,
-        requests=len(views),
+        requests=requests,
         tokens=tokens,
-        cost=sum(q.cost or 0.0 for q in views),
+        cost=cost,
     )
 
 
@@ -815,6 +891,7 @@ def _question_before(messages: Sequence[MessageView], at: datetime | None) -> Me
 
 __all__ = [
     "DEFAULT_RANGE",
+    "MESSAGES_PER_PAGE",
     "PAGE_SIZE",
     "RANGES",
     "ChatFilter",

@@ -153,6 +153,30 @@ async def seed(url: str) -> Seeded:
     return out
 
 
+async def long_chat(url: str, turns: int, failing: tuple[int, ...] = ()) -> str:
+    """Add a chat of `turns` turns (user u-long) whose `failing` turns get a 500 from the
+    provider (their question and request row stay, no answer); returns its id."""
+    store = await connect(url)
+    fake = FakeProvider()
+    try:
+        chat = await create_chat(store, create_llm(fake), model="gpt-4o-mini", userId="u-long")
+        for turn in range(turns):
+            if turn in failing:
+                fake.fail(500, "upstream exploded")
+            else:
+                fake.queue.append(
+                    FakeResponse(content=f"Answer {turn}.", usage=_usage(10 + turn, 2, 0.0001))
+                )
+            try:
+                await chat.ask(f"Question {turn}?")
+            except Exception:
+                if turn not in failing:
+                    raise
+    finally:
+        await store.close()
+    return chat.id
+
+
 async def sql(url: str, query: str, **params: Any) -> list[tuple[Any, ...]]:
     """Raw SQL on a seeded database, through an engine of the test's own."""
     engine = create_async_engine(async_url(url))
