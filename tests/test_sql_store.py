@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -548,3 +548,57 @@ async def test_from_engine_does_not_dispose_user_engine(tmp_path: Path) -> None:
     async with engine.connect() as conn:
         assert (await conn.exec_driver_sql("SELECT count(*) FROM LlmChat")).scalar() == 0
     await engine.dispose()
+
+
+async def test_postgres_datetimes_are_utc_whatever_the_session_time_zone() -> None:
+    """The store reads and writes TIMESTAMP as UTC on a connection whose TimeZone is not UTC,
+    and a user's engine gets its connections back reading TIMESTAMP as it did before."""
+    if not PG_URL:
+        unavailable("no PostgreSQL server available")
+    assert PG_URL is not None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from tests.support.postgres import create_database, drop_database
+
+    url = await create_database(PG_URL, prefix="tz")
+    engine = create_async_engine(
+        make_url(url).set(drivername="postgresql+asyncpg"),
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"server_settings": {"TimeZone": "Asia/Tokyo"}},
+    )
+    try:
+        async with engine.begin() as conn:
+            for stmt in ddl("postgresql"):
+                await conn.exec_driver_sql(stmt)
+        store = await SqlStore.from_engine(engine).bind(TableNames())
+        await store.create_chat(chat_row("c"))
+        local = datetime(2026, 11, 27, 20, 0, 0, 5000)
+        await store.insert_messages(
+            [
+                msg("c", "m1", ms(1)),
+                msg("c", "m2", ms(2).astimezone(timezone(timedelta(hours=-5)))),
+                msg("c", "m3", local),  # naive means UTC
+            ]
+        )
+        rows = await store.list_messages("c")
+        assert [(r.id, r.createdAt) for r in rows] == [
+            ("m1", ms(1)),
+            ("m2", ms(2)),
+            ("m3", local.replace(tzinfo=UTC)),
+        ]
+        assert all(r.createdAt is not None and r.createdAt.tzinfo is UTC for r in rows)
+        assert [r.id for r in await store.list_messages("c", after=(ms(1), "m1"))] == ["m2", "m3"]
+        await store.close()
+        async with engine.connect() as conn:
+            stored = (
+                await conn.exec_driver_sql(
+                    'SELECT "createdAt" FROM "LlmMessage" ORDER BY "createdAt"'
+                )
+            ).scalars()
+            # What the server holds, read through the user's pool as asyncpg reads it.
+            assert list(stored) == [ms(1).replace(tzinfo=None), ms(2).replace(tzinfo=None), local]
+    finally:
+        await engine.dispose()
+        await drop_database(url)

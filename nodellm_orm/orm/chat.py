@@ -284,7 +284,9 @@ class Chat(ChatConfig):
         if self._cursor is None:
             return None
         start = self._cursor[0] - LATE_WINDOW
-        self._recent = [k for k in self._recent if k[0] >= start]
+        # Sorted: drop the keys older than `start` by bisection, not by scanning every key
+        # (a chat asked many times within the window holds them all).
+        del self._recent[: bisect.bisect_left(self._recent, (start,))]
         return (start, "")
 
     def _remember(self, keys: Sequence[Cursor]) -> None:

@@ -35,7 +35,7 @@ from sqlalchemy.types import Text, TypeEngine
 
 from .base import StoreError
 from .connection import BUSY_TIMEOUT_MS, Lease, PgLease, SqliteLease
-from .tables import SqliteDateTime, to_epoch_ms, to_iso_text, to_naive_utc
+from .tables import SqliteDateTime, to_epoch_ms, to_iso_text, to_naive_utc, to_utc
 
 __all__ = [
     "PostgresDialect",
@@ -81,8 +81,13 @@ class SqlDialect:
     columns_sql: ClassVar[str]
 
     def encode_datetime(self, value: datetime) -> Any:
-        """A datetime as compared with `order_key` (cursor and range parameters)."""
+        """A datetime as SQLAlchemy binds it for a DateTime column (`PrismaDateTime`)."""
         raise NotImplementedError
+
+    def param_datetime(self, value: datetime) -> Any:
+        """A datetime as the store's own connections send it, compared with `order_key`
+        (cursor and range parameters)."""
+        return self.encode_datetime(value)
 
     def datetime_probe(self, table: str) -> str | None:
         """SQL telling how the table's newest row stores createdAt, where that can vary."""
@@ -90,7 +95,7 @@ class SqlDialect:
 
     def datetime_writer(self, stored: str | None) -> Callable[[datetime], Any]:
         """How written rows carry DateTime, given the storage `datetime_probe` found."""
-        return self.encode_datetime
+        return self.param_datetime
 
     def order_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
         """createdAt as one comparable value."""
@@ -320,6 +325,10 @@ class PostgresDialect(SqlDialect):
     def encode_datetime(self, value: datetime) -> Any:
         return to_naive_utc(value)
 
+    def param_datetime(self, value: datetime) -> Any:
+        # The store's connections read and send TIMESTAMP as timestamptz (PgLease.open).
+        return to_utc(value)
+
     def datetime_type(self) -> TypeEngine[Any]:
         return postgresql.TIMESTAMP(precision=3)
 
@@ -327,7 +336,7 @@ class PostgresDialect(SqlDialect):
         return postgresql.JSONB()
 
     async def open_lease(self, conn: AsyncConnection, *, owns_engine: bool) -> Lease:
-        return await PgLease.open(conn)
+        return await PgLease.open(conn, owned=owns_engine)
 
     def epoch_ms(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
         # TIMESTAMP without time zone: extract(epoch) reads it as UTC, whatever the session zone.

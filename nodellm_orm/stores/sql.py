@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -188,9 +188,11 @@ class _Sql:
 
 def _message_records(rows: list[Any]) -> list[MessageRecord]:
     # Runs where the rows are fetched (SQLite: the driver's thread), positional for speed.
-    dt, rec, epoch, ms = from_db_datetime, MessageRecord, _EPOCH, timedelta
+    # createdAt comes last: already an aware UTC datetime where the driver decodes it
+    # (PostgreSQL), else ISO text or epoch milliseconds (SQLite).
+    dt, rec, aware, utc = from_db_datetime, MessageRecord, datetime, UTC
     return [
-        rec(*r[:13], epoch + ms(milliseconds=r[13]) if type(r[13]) is int else dt(r[13]))  # type: ignore[call-arg]
+        rec(*r) if type(r[13]) is aware and r[13].tzinfo is utc else rec(*r[:13], dt(r[13]))  # type: ignore[call-arg]
         for r in rows
     ]
 
@@ -295,7 +297,7 @@ class SqlStore:
         self._chat_table: Table | None = None
         self._chat_cols: frozenset[str] | None = None
         self._d: SqlDialect = shared.dialect
-        self._dt: Callable[[datetime], Any] = shared.dialect.encode_datetime
+        self._dt: Callable[[datetime], Any] = shared.dialect.param_datetime
         # Written rows follow what the database holds (bind learns it); cursors compare as _dt.
         self._write_dt: Callable[[datetime], Any] = (
             shared.write_datetime or shared.dialect.datetime_writer(None)

@@ -69,21 +69,50 @@ def to_naive_utc(value: datetime) -> datetime:
     return value
 
 
+def to_utc(value: datetime) -> datetime:
+    """An aware UTC datetime (naive means UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+_fromisoformat = datetime.fromisoformat
+
+
 def from_db_datetime(value: Any) -> datetime | None:
-    """Epoch milliseconds, ISO-8601 text or a (naive UTC) datetime -> aware UTC datetime."""
+    """Epoch milliseconds, ISO-8601 text or a datetime (naive means UTC) -> aware UTC datetime.
+
+    Tested by exact type first, most frequent first: this runs once per row read (10,000
+    times for a 10,000-message chat), where an isinstance chain and `replace` cost more than
+    the parsing itself. ISO text with a `+00:00` or `Z` offset (what the store and Prisma's
+    JS adapters write) parses straight to UTC, and an aware UTC datetime (what the store's
+    PostgreSQL connections decode) is returned as it is.
+    """
+    kind = type(value)
+    if kind is str:
+        parsed = _fromisoformat(value)
+        tz = parsed.tzinfo
+        if tz is UTC:
+            return parsed
+        return parsed.replace(tzinfo=UTC) if tz is None else parsed.astimezone(UTC)
+    if kind is datetime:
+        when: datetime = value
+        tz = when.tzinfo
+        if tz is UTC:
+            return when
+        return when.replace(tzinfo=UTC) if tz is None else when.astimezone(UTC)
+    if kind is int:
+        return _EPOCH + timedelta(0, value // 1000, value % 1000 * 1000)
     if value is None:
         return None
-    if isinstance(value, int):
+    if isinstance(value, int):  # bool, an int subclass
         return _EPOCH + timedelta(milliseconds=value)
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return to_utc(value)
     if isinstance(value, float):
         return _EPOCH + timedelta(milliseconds=value)
     if isinstance(value, str):
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
-            return parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+        return from_db_datetime(str(value))
     raise TypeError(f"cannot read a DateTime from {type(value).__name__}")
 
 
