@@ -14,12 +14,30 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 GOOD = """\
-from nodellm_orm import Agent, Chat, create_chat, create_llm, load_chat
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from nodellm_orm import (
+    Agent,
+    Chat,
+    Store,
+    connect,
+    create_agent_session,
+    create_chat,
+    create_llm,
+    load_agent_session,
+    load_chat,
+    scoped_store,
+)
 from nodellm_orm.core.messages import ToolCall
 
 
-async def f(db: object) -> None:
+async def f(db: Store, engine: AsyncEngine) -> None:
     llm = create_llm("fake")
+    await create_chat(await connect("sqlite:///chats.db"), llm)
+    await create_chat(engine, llm)
+    await load_chat(scoped_store(engine, userId="u-1"), llm, "id")
+    await create_agent_session(db, llm, Agent)
+    await load_agent_session(engine, llm, Agent, "id")
     chat: Chat = await create_chat(db, llm, temperature=0.2, maxTokens=5, toolCalls="one")
     await create_chat(db, llm, {"userId": "u-1", "toolConcurrency": True})
     await chat.ask("hi", max_tokens=5, requestTimeout=1500, thinking={"effort": "low"})
@@ -48,6 +66,12 @@ BAD = [
     "chat.on_end_message(lambda a, b: None)",
     'await load_chat(db, llm, "id", debug="yes")',
     'chat.with_thinking({"budget": "big"})',
+    "await create_chat(42, llm)",
+    'await load_chat("sqlite:///chats.db", llm, "id")',
+    "await create_agent_session(object(), llm, Agent)",
+    'await load_agent_session(None, llm, Agent, "id")',
+    "chat.on_request(lambda metrics, extra: None)",
+    "chat.on_before_request(lambda messages: 42)",
 ]
 
 
@@ -81,9 +105,12 @@ def test_correct_option_and_hook_forms_pass_mypy(tmp_path: Path) -> None:
 
 def test_a_misspelt_option_or_a_wrong_hook_fails_mypy(tmp_path: Path) -> None:
     header = (
-        "from nodellm_orm import create_chat, create_llm, load_chat\n"
+        "from nodellm_orm import (\n"
+        "    Agent, Store, create_agent_session, create_chat, create_llm, load_agent_session,\n"
+        "    load_chat,\n"
+        ")\n"
         "\n"
-        "async def f(db: object) -> None:\n"
+        "async def f(db: Store) -> None:\n"
         '    llm = create_llm("fake")\n'
         "    chat = await create_chat(db, llm)\n"
     )

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mappi
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal, Self, Unpack
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Self, Unpack
 
 from pydantic import BaseModel
 
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from .providers.base import Exchange, Provider, RetryHook
 
 log = logging.getLogger("nodellm_orm")
+_P = ParamSpec("_P")
 
 
 class ToolErrorDirective(StrEnum):
@@ -88,8 +89,12 @@ BeforeRequestHook = Callable[
 ]
 AfterResponseHook = Callable[[Response], Response | Awaitable[Response | None] | None]
 RequestHook = Callable[["RequestMetrics"], object]
-# Internal: the ORM's recorder (every response; a round's calls; a round's outcomes).
-Hook = Callable[..., Any]
+# Internal hooks: once per turn with its messages (the agent's on_start); for the ORM's
+# recorder, every response (tool rounds included) and a round's calls when they start and end.
+TurnStartHook = Callable[[list[Message]], object]
+ResponseHook = Callable[[Response], object]
+ToolRoundStartHook = Callable[[list[ToolCall]], object]
+ToolRoundEndHook = Callable[[list["ToolOutcome"]], object]
 
 
 # The status of a round trip given up before its response was complete (cancelled, the consumer
@@ -132,8 +137,9 @@ class ToolOutcome:
     is_error: bool = False
 
 
-async def call_hook(hook: Callable[..., Any], *args: Any) -> Any:
-    result = hook(*args)
+async def call_hook(hook: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs) -> Any:
+    """Run a sync or async hook; its (awaited) result, which each caller interprets."""
+    result: Any = hook(*args, **kwargs)
     if inspect.isawaitable(result):
         result = await result
     return result
@@ -562,11 +568,11 @@ class Chat(ChatConfig):
         self.request_hooks: list[RequestHook] = []
         # Internal hooks for the ORM's recorder: every response (tool rounds included), and a
         # round's tool calls when they start and end, to write each round in one statement.
-        self.response_hooks: list[Hook] = []
+        self.response_hooks: list[ResponseHook] = []
         # Internal: once per turn, with the turn's messages (the agent's on_start).
-        self.turn_start_hooks: list[Hook] = []
-        self.tool_round_start_hooks: list[Hook] = []
-        self.tool_round_end_hooks: list[Hook] = []
+        self.turn_start_hooks: list[TurnStartHook] = []
+        self.tool_round_start_hooks: list[ToolRoundStartHook] = []
+        self.tool_round_end_hooks: list[ToolRoundEndHook] = []
         self._configure(options)
         if instructions:
             self.with_instructions(instructions)
@@ -1014,8 +1020,8 @@ class Chat(ChatConfig):
     ) -> list[ToolOutcome]:
         # The round hooks run in call order before any tool executes and after all finished,
         # so whatever the recorder writes is ordered even with concurrency.
-        for hook in self.tool_round_start_hooks:
-            await call_hook(hook, calls)
+        for start_hook in self.tool_round_start_hooks:
+            await call_hook(start_hook, calls)
         limit = self.tool_concurrency
         concurrent = self.tool_execution != "confirm" and len(calls) > 1 and limit != 1
         if concurrent:
@@ -1028,8 +1034,8 @@ class Chat(ChatConfig):
             outcomes = list(await asyncio.gather(*(bounded(c) for c in calls)))
         else:
             outcomes = [await self._run_tool(call, context) for call in calls]
-        for hook in self.tool_round_end_hooks:
-            await call_hook(hook, outcomes)
+        for end_hook in self.tool_round_end_hooks:
+            await call_hook(end_hook, outcomes)
         return outcomes
 
     async def _run_tool(self, call: ToolCall, context: MiddlewareContext) -> ToolOutcome:

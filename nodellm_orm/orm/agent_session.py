@@ -17,7 +17,7 @@ from ..core.llm import LLM
 from ..core.messages import Message, Usage
 from ..core.options import AskOptions, normalize
 from ..core.tools import Tool
-from ..stores import open_store
+from ..stores import Database, open_store
 from .chat import Chat, ChatStream, check_llm, check_metadata
 from .ids import new_id, utc_now
 from .options import Persistence, TableNames, TableNamesLike, options_or_table_names
@@ -187,7 +187,7 @@ def _stored_overrides(chat_metadata: Any) -> dict[str, Any]:
 
 
 async def create_agent_session(
-    db: Any,
+    db: Database,
     llm: LLM,
     agent_class: type[Agent],
     metadata: dict[str, Any] | None = None,
@@ -274,7 +274,7 @@ async def create_agent_session(
 
 
 async def load_agent_session(
-    db: Any,
+    db: Database,
     llm: LLM,
     agent_class: type[Agent],
     session_id: str,

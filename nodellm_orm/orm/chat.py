@@ -20,7 +20,7 @@ from ..core.chat import ChatConfig, TurnStart
 from ..core.llm import LLM
 from ..core.messages import ChatChunk, Message, Response, Usage
 from ..core.options import CHAT_OPTIONS, AskOptions
-from ..stores import open_store
+from ..stores import Database, open_store
 from ..stores.base import Cursor, Store, near_miss_note
 from .history import LATE_WINDOW, describe_error, group_tool_calls, is_pending, replay
 from .ids import new_id, utc_now
@@ -469,7 +469,7 @@ def _table_names(
 
 
 async def create_chat(
-    db: Any,
+    db: Database,
     llm: LLM,
     options: Mapping[str, Any] | None = None,
     table_names: TableNamesLike | None = None,
@@ -524,7 +524,7 @@ async def create_chat(
 
 
 async def load_chat(
-    db: Any,
+    db: Database,
     llm: LLM,
     chat_id: str,
     options: Mapping[str, Any] | TableNamesLike | None = None,

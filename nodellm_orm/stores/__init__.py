@@ -6,12 +6,28 @@ import contextlib
 import sys
 import weakref
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, Union
 
 from ..orm.options import TableNames
 from .base import Store, StoreError
 
-__all__ = ["Store", "StoreError", "open_store"]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["Database", "PrismaClient", "Store", "StoreError", "open_store"]
+
+
+class PrismaClient(Protocol):
+    """What a generated prisma-client-py `Prisma` client is recognised by (structurally, so a
+    type checker accepts any generated client without this package importing one)."""
+
+    def is_connected(self) -> bool: ...
+
+
+# What the entry points accept as `db`: a store (`await connect(url)`, a `scoped_store`
+# handle), an SQLAlchemy AsyncEngine, or a prisma-client-py client. Strings, so SQLAlchemy is
+# imported only by a type checker.
+Database: TypeAlias = Union["Store", "AsyncEngine", "PrismaClient"]
 
 # One unbound store per user-supplied engine or client, so what a store learns about the
 # database (tables, columns, compiled statements) is learned once.
@@ -59,7 +75,7 @@ def _base_store(db: Any) -> Store:
     return store
 
 
-async def open_store(db: Any, table_names: TableNames, needs: Collection[str] = ()) -> Store:
+async def open_store(db: Database, table_names: TableNames, needs: Collection[str] = ()) -> Store:
     """The store for `db`, bound to `table_names` (checked to exist).
 
     `needs`: optional models the caller will write (from its persistence switches, or

@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..orm.options import TableNames
 from ..orm.records import (
@@ -42,6 +42,9 @@ from ..orm.records import (
     UsageTotals,
 )
 from .base import Cursor, OwnedKind, Row, RowCounts, Store, StoreError, near_miss_note
+
+if TYPE_CHECKING:
+    from . import Database
 
 __all__ = ["ScopeError", "ScopedStore", "scoped_store"]
 
@@ -98,7 +101,7 @@ def _check_scope(where: Mapping[str, Any]) -> dict[str, Any]:
     return dict(where)
 
 
-def scoped_store(db: Any, **where: Any) -> ScopedStore:
+def scoped_store(db: Database, **where: Any) -> ScopedStore:
     """A handle over `db` (a store, an AsyncEngine or a Prisma client) bound to `where`.
 
     `create_chat(scoped_store(db, userId="alice"), llm)` stamps `userId`, `load_chat` on it
