@@ -50,7 +50,7 @@ if TYPE_CHECKING:
         RequestRecord,
         ToolCallRecord,
     )
-    from .stores.base import Store, StoreError
+    from .stores.base import SchemaDriftError, Store, StoreError
     from .stores.scoped import ScopedStore, ScopeError, scoped_store
     from .stores.sql import SqlStore, connect
 
@@ -88,6 +88,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "ResponseFormatError": (".core.errors", "ResponseFormatError"),
     "RetryPolicy": (".core.providers.base", "RetryPolicy"),
     "ServerError": (".core.errors", "ServerError"),
+    "SchemaDriftError": (".stores.base", "SchemaDriftError"),
     "SqlStore": (".stores.sql", "SqlStore"),
     "Store": (".stores.base", "Store"),
     "StoreError": (".stores.base", "StoreError"),
@@ -143,6 +144,7 @@ __all__ = [
     "Response",
     "ResponseFormatError",
     "RetryPolicy",
+    "SchemaDriftError",
     "ScopeError",
     "ScopedStore",
     "ServerError",

@@ -18,7 +18,7 @@ from ..core.redaction import mask_urls
 from ..migrations.runner import MigrationError
 from ..orm.options import TableNames
 from ..orm.records import ChatRecord, MessageRecord, ToolCallRecord
-from ..stores.base import Store, StoreError
+from ..stores.base import SchemaDriftError, Store, StoreError
 from ..stores.sql import SqlStore, connect
 from ..stores.urls import async_url
 
@@ -48,6 +48,8 @@ def run_async(coro: Awaitable[T]) -> T:
             raise
         except MigrationError as exc:
             raise click.ClickException(f"migration failed: {exc}") from exc
+        except SchemaDriftError as exc:
+            raise click.ClickException(str(exc)) from exc  # migrating would not help
         except StoreError as exc:
             raise click.ClickException(
                 f"{exc} (run `{self_command()} migrate --url ...` to create the tables)"

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import Float, Integer, Table, Text, inspect, text
+from sqlalchemy import Table, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..stores.tables import PrismaDateTime, PrismaJson, build_tables
+from ..stores.tables import build_tables, column_kind
 
 __all__ = ["REQUIRED_MODELS", "SchemaState", "TableState", "inspect_schema"]
 
@@ -92,21 +91,6 @@ class SchemaState:
         return "\n".join(lines)
 
 
-def _expected_kind(column: Any) -> str:
-    kind = column.type
-    if isinstance(kind, PrismaDateTime):
-        return "datetime"
-    if isinstance(kind, PrismaJson):
-        return "json"
-    if isinstance(kind, Float):
-        return "float"
-    if isinstance(kind, Integer):
-        return "int"
-    if isinstance(kind, Text):
-        return "text"
-    raise TypeError(f"no kind for column type {kind!r}")  # pragma: no cover - tables are ours
-
-
 async def inspect_schema(
     conn: AsyncConnection, provider: str, names: Mapping[str, str]
 ) -> SchemaState:
@@ -170,7 +154,7 @@ def _compare(
 ) -> None:
     for column in table.columns:
         got = live.get(column.name)
-        want = _expected_kind(column)
+        want = column_kind(column)
         if got is None:
             state.missing_columns.append(column.name)
             state.problems.append(f"missing column {column.name!r}")

@@ -32,7 +32,7 @@ import contextlib
 import hashlib
 import sqlite3
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +61,7 @@ __all__ = [
     "applied_migrations",
     "async_url",
     "checksum",
+    "describe_history",
     "engine_for_url",
     "ensure_schema",
     "load_migrations",
@@ -150,11 +151,12 @@ class MigrationFailedError(MigrationError):
 class SchemaMismatchError(MigrationError):
     """The tables exist but differ from the models; nothing was written."""
 
-    def __init__(self, state: SchemaState) -> None:
+    def __init__(self, state: SchemaState, history: str = "") -> None:
         super().__init__(
             "the database's tables do not match the nodellm-orm models, so no migration was "
             "applied (nothing was written). Table by table:\n"
             + state.report()
+            + (f"\n{history}" if history else "")
             + "\nBring the tables in line (e.g. `prisma migrate dev` with the schema from "
             "`nodellm-orm init`), or pass migrate=False to use them as they are."
         )
@@ -459,7 +461,39 @@ async def _migrate(
                 upgraded=[f"{migration.name} ({upgrade.description})"],
                 absent=_absent(after),
             )
-    raise SchemaMismatchError(state)
+    history = [(r.migration_name, r.finished_at, r.rolled_back_at) for r in records]
+    raise SchemaMismatchError(state, describe_history(history if has_table else None, shipped))
+
+
+def describe_history(rows: Sequence[tuple[str, Any, Any]] | None, shipped: Collection[str]) -> str:
+    """The migration state, for an error about the schema: each recorded migration
+    (name, finished_at, rolled_back_at rows of `_prisma_migrations`, None when the table does
+    not exist) with what it is, a migration these migrations do not ship named as such."""
+    if rows is None:
+        return (
+            f"Migration state: no {MIGRATIONS_TABLE} table (the tables were not made by "
+            "nodellm-orm's or Prisma's migrations)."
+        )
+    if not rows:
+        return f"Migration state: {MIGRATIONS_TABLE} records no migration."
+    parts = []
+    unknown = []
+    for name, finished, rolled_back in rows:
+        status = "rolled back" if rolled_back is not None else "applied"
+        if finished is None and rolled_back is None:
+            status = "failed"
+        if name not in shipped:
+            unknown.append(name)
+            status += ", not shipped by this nodellm-orm"
+        parts.append(f"{name} ({status})")
+    text = f"Migration state: {MIGRATIONS_TABLE} records " + "; ".join(parts) + "."
+    if unknown:
+        text += (
+            f" {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not among this "
+            "version's migrations: made by a newer nodellm-orm (upgrade it) or by your own "
+            "migrations (keep the columns nodellm-orm writes)."
+        )
+    return text
 
 
 def _absent(state: SchemaState) -> list[str]:

@@ -47,6 +47,11 @@ class StoreError(Exception):
     """A store was asked for something its database does not have (table, column)."""
 
 
+class SchemaDriftError(StoreError):
+    """The tables lack a column the store writes, or have one of an unusable type (a newer or
+    foreign migration changed them); raised when a store binds, before anything is written."""
+
+
 def near_misses(name: str, existing: Iterable[str]) -> list[str]:
     """The names in `existing` that differ from `name` in letter case only.
 

@@ -76,9 +76,15 @@ class SqlDialect:
     count_by_known: ClassVar[bool]
     # finish_turn's UPDATE rides on the request INSERT as a data-modifying CTE.
     finish_in_one_statement: ClassVar[bool]
-    # The tables of the current schema; and a table's columns in order (one parameter).
+    # The tables of the current schema; and a table's columns in order as (name, declared
+    # type) rows (one parameter: the table's exact name).
     tables_sql: ClassVar[str]
     columns_sql: ClassVar[str]
+
+    def holds(self, kind: str, declared: str) -> bool:
+        """Whether a column declared `declared` holds what the store writes to a column of
+        `kind` (tables.column_kind: text, int, float, datetime, json) and reads it back."""
+        raise NotImplementedError
 
     def encode_datetime(self, value: datetime) -> Any:
         """A datetime as SQLAlchemy binds it for a DateTime column (`PrismaDateTime`)."""
@@ -198,7 +204,38 @@ class SqliteDialect(SqlDialect):
     count_by_known = True
     finish_in_one_statement = False
     tables_sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
-    columns_sql = "SELECT name FROM pragma_table_info(?) ORDER BY cid"
+    columns_sql = "SELECT name, type FROM pragma_table_info(?) ORDER BY cid"
+
+    # SQLite stores any value in any column, converted by the declared type's affinity
+    # (https://sqlite.org/datatype3.html, 3.1): which affinities keep each kind's values as
+    # written. NUMERIC would turn numeric-looking text into numbers; TEXT would turn epoch
+    # milliseconds and token counts into text. BLOB (no type) keeps every value as given.
+    _HOLDS: ClassVar[dict[str, frozenset[str]]] = {
+        "text": frozenset({"TEXT", "BLOB"}),
+        "json": frozenset({"TEXT", "BLOB"}),
+        "int": frozenset({"INTEGER", "NUMERIC", "BLOB"}),
+        "float": frozenset({"REAL", "NUMERIC", "INTEGER", "BLOB"}),
+        "datetime": frozenset({"NUMERIC", "INTEGER", "REAL", "BLOB"}),
+    }
+
+    @staticmethod
+    def affinity(declared: str) -> str:
+        """The column affinity SQLite gives a declared type (its rules, in their order)."""
+        spelled = declared.upper()
+        if "INT" in spelled:
+            return "INTEGER"
+        if any(word in spelled for word in ("CHAR", "CLOB", "TEXT")):
+            return "TEXT"
+        if "BLOB" in spelled or not spelled.strip():
+            return "BLOB"
+        if any(word in spelled for word in ("REAL", "FLOA", "DOUB")):
+            return "REAL"
+        return "NUMERIC"
+
+    def holds(self, kind: str, declared: str) -> bool:
+        if kind == "json" and declared.strip().upper() in ("JSON", "JSONB"):
+            return True  # Prisma >= 6.2 declares Json fields JSONB: JSON text is kept as text
+        return self.affinity(declared) in self._HOLDS[kind]
 
     def encode_datetime(self, value: datetime) -> Any:
         return to_epoch_ms(value)
@@ -318,9 +355,22 @@ class PostgresDialect(SqlDialect):
         "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
     )
     columns_sql = (
-        "SELECT column_name FROM information_schema.columns WHERE "
+        "SELECT column_name, data_type FROM information_schema.columns WHERE "
         "table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
     )
+    # information_schema data types asyncpg sends each kind's values to, and reads them from,
+    # as the store expects. smallint cannot hold token counts; timestamp with time zone wants
+    # aware datetimes, the store sends naive UTC.
+    _HOLDS: ClassVar[dict[str, frozenset[str]]] = {
+        "text": frozenset({"text", "character varying"}),
+        "json": frozenset({"jsonb", "json"}),
+        "int": frozenset({"integer", "bigint"}),
+        "float": frozenset({"double precision", "real"}),
+        "datetime": frozenset({"timestamp without time zone"}),
+    }
+
+    def holds(self, kind: str, declared: str) -> bool:
+        return declared in self._HOLDS[kind]
 
     def encode_datetime(self, value: datetime) -> Any:
         return to_naive_utc(value)

@@ -69,6 +69,7 @@ from .base import (
     OwnedKind,
     Row,
     RowCounts,
+    SchemaDriftError,
     StoreError,
     missing_name_error,
     near_miss_note,
@@ -81,6 +82,7 @@ from .tables import (
     DEFAULT_TABLE_NAMES,
     Tables,
     build_tables,
+    column_kind,
     encode_json,
     from_db_datetime,
     resolve_names,
@@ -221,7 +223,9 @@ class _Shared:
         self.max_params = self.dialect.max_params
         self.pool = Pool(engine, self._open_lease, size=size, overflow=overflow)
         self.tables: frozenset[str] | None = None  # the tables there are, names exact
+        # Per table: its columns in order and their declared types, read once (at first bind).
         self.columns: dict[str, tuple[str, ...]] = {}
+        self.declared: dict[str, dict[str, str]] = {}
         self.compiled = _StatementCache(STATEMENT_CACHE_SIZE)
         self.bound: dict[tuple[str, ...], SqlStore] = {}
         # How written rows carry DateTime, learned from the database at the first bind.
@@ -240,7 +244,12 @@ class _Shared:
         """How written rows carry DateTime: as the newest message row does (see the dialect)."""
         probe = self.dialect.datetime_probe(message_table)
         stored = None
-        if probe is not None and message_table in await self.table_map():
+        if (
+            probe is not None
+            and message_table in await self.table_map()
+            # A table without createdAt (drifted) is reported by check_columns, at bind.
+            and "createdAt" in await self.table_columns(message_table)
+        ):
             (rows,) = await self.run([(probe, (), True)])
             stored = rows[0][0] if rows else None
         self.write_datetime = self.dialect.datetime_writer(stored)
@@ -254,11 +263,74 @@ class _Shared:
         return self.tables
 
     async def table_columns(self, table: str) -> tuple[str, ...]:
-        cols = self.columns.get(table)
-        if cols is None:
-            (rows,) = await self.run([(self.dialect.columns_sql, (table,), True)])
-            cols = self.columns[table] = tuple(r[0] for r in rows)
-        return cols
+        if table not in self.columns:
+            await self.load_columns([table])
+        return self.columns[table]
+
+    async def load_columns(self, tables: Sequence[str]) -> None:
+        """Read the columns of those `tables` not yet read, in one trip to the driver."""
+        todo = [t for t in dict.fromkeys(tables) if t not in self.columns]
+        if not todo:
+            return
+        found = await self.run([(self.dialect.columns_sql, (t,), True) for t in todo])
+        for table, rows in zip(todo, found, strict=True):
+            self.columns[table] = tuple(r[0] for r in rows)
+            self.declared[table] = {r[0]: str(r[1] or "") for r in rows}
+
+    def forget_columns(self, tables: Sequence[str]) -> None:
+        """Read these tables' columns again next time (after they were found unusable)."""
+        for table in tables:
+            self.columns.pop(table, None)
+            self.declared.pop(table, None)
+
+    async def check_columns(self, tables: Tables, models: Sequence[str]) -> None:
+        """Raise SchemaDriftError unless every column the store writes to those models' tables
+        exists with a type that holds its values (see `SqlDialect.holds`).
+
+        What a database at another migration looks like: a newer nodellm-orm's (a renamed
+        column) or the user's own. Checked when a store binds, so it fails there, naming each
+        table and column and the migration state, before anything is written; the columns
+        read here serve `chat_columns` too, so a bind costs one more trip, once.
+        """
+        by_model = {m: getattr(tables, m) for m in models}
+        await self.load_columns([t.name for t in by_model.values()])
+        problems: list[str] = []
+        for table in by_model.values():
+            live = self.declared[table.name]
+            for column in table.columns:
+                declared = live.get(column.name)
+                kind = column_kind(column)
+                if declared is None:
+                    problems.append(
+                        f"table {table.name!r}: column {column.name!r} does not exist"
+                        + near_miss_note([column.name], live)
+                    )
+                elif not self.dialect.holds(kind, declared):
+                    problems.append(
+                        f"table {table.name!r}: column {column.name!r} is {declared or 'untyped'}"
+                        f", which does not hold the {kind} values nodellm-orm writes"
+                    )
+        if problems:
+            self.forget_columns([t.name for t in by_model.values()])
+            raise SchemaDriftError(
+                "the database's tables differ from what this nodellm-orm writes, so nothing "
+                "was written:\n  " + "\n  ".join(problems) + "\n" + await self.migration_state()
+            )
+
+    async def migration_state(self) -> str:
+        """What `_prisma_migrations` records (for an error about the schema)."""
+        from ..migrations.runner import MIGRATIONS_TABLE, describe_history, load_migrations
+
+        self.tables = None  # look again: the error must describe the database as it is now
+        rows = None
+        if MIGRATIONS_TABLE in await self.table_map():
+            sql = (
+                "SELECT migration_name, finished_at, rolled_back_at "
+                f'FROM "{MIGRATIONS_TABLE}" ORDER BY started_at'
+            )
+            (rows,) = await self.run([(sql, (), True)])
+        shipped = {m.name for m in load_migrations(self.name)}
+        return describe_history(rows, shipped)
 
     async def close(self) -> None:
         if self.pool.closed:
@@ -355,9 +427,10 @@ class SqlStore:
                 # A minimal schema: reads see no rows; open_store refuses what would write.
                 absent[model] = name
             actual[model] = name
+        await self._s.check_columns(build_tables(actual), [m for m in actual if m not in absent])
+        store = SqlStore(self._s, actual, checked=True, absent=absent)
         if self._s.write_datetime is None:
             await self._s.learn_datetime(actual["message"])
-        store = SqlStore(self._s, actual, checked=True, absent=absent)
         self._s.bound[key] = store
         return store
 

@@ -317,3 +317,19 @@ def build_tables(table_names: TableNames | dict[str, str] | None = None) -> Tabl
         Index(f"{req_n}_createdAt_idx", "createdAt"),
     )
     return Tables(md, chat, message, tool_call, request, session)
+
+
+def column_kind(column: Column[Any]) -> str:
+    """What a column of these tables holds: text, int, float, datetime or json."""
+    kind = column.type
+    if isinstance(kind, PrismaDateTime):
+        return "datetime"
+    if isinstance(kind, PrismaJson):
+        return "json"
+    if isinstance(kind, Float):
+        return "float"
+    if isinstance(kind, Integer):
+        return "int"
+    if isinstance(kind, Text):
+        return "text"
+    raise TypeError(f"no kind for column type {kind!r}")  # pragma: no cover - tables are ours
