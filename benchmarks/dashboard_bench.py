@@ -318,7 +318,7 @@ async def counts(url: str) -> str:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from nodellm_orm.migrations.runner import async_url
+    from nodellm_orm.stores.urls import async_url
 
     engine = create_async_engine(async_url(url))
     try:

@@ -20,7 +20,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from nodellm_orm.orm.options import TableNames
+from nodellm_orm.model import TableNames
 from nodellm_orm.stores.sql import SqlStore, connect
 
 REF = Path(__file__).resolve().parent.parent / "nodellm_orm" / "migrations"

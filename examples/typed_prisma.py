@@ -17,8 +17,7 @@ import os
 
 from prisma import Prisma
 
-from nodellm_orm import LLM, create_llm
-from nodellm_orm.orm.records import MessageRecord
+from nodellm_orm import LLM, MessageRecord, create_llm
 from nodellm_orm.prisma import Chat, TableNames, create_chat, load_chat
 from nodellm_orm.testing import FakeProvider
 

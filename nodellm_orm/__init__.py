@@ -35,6 +35,14 @@ if TYPE_CHECKING:
     from .core.options import AskOptions, ChatOptions
     from .core.providers.base import Provider, RetryPolicy
     from .core.tools import Tool
+    from .model.names import TableNames
+    from .model.records import (
+        AgentSessionRecord,
+        ChatRecord,
+        MessageRecord,
+        RequestRecord,
+        ToolCallRecord,
+    )
     from .orm.agent_session import (
         AgentClassMismatchError,
         AgentSession,
@@ -42,14 +50,7 @@ if TYPE_CHECKING:
         load_agent_session,
     )
     from .orm.chat import Chat, ChatStream, create_chat, load_chat
-    from .orm.options import Persistence, TableNames
-    from .orm.records import (
-        AgentSessionRecord,
-        ChatRecord,
-        MessageRecord,
-        RequestRecord,
-        ToolCallRecord,
-    )
+    from .orm.options import Persistence
     from .stores.base import SchemaDriftError, Store, StoreError
     from .stores.scoped import ScopedStore, ScopeError, scoped_store
     from .stores.sql import SqlStore, connect
@@ -65,12 +66,12 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "define_agent": (".core.agent", "define_agent"),
     "AgentClassMismatchError": (".orm.agent_session", "AgentClassMismatchError"),
     "AgentSession": (".orm.agent_session", "AgentSession"),
-    "AgentSessionRecord": (".orm.records", "AgentSessionRecord"),
+    "AgentSessionRecord": (".model.records", "AgentSessionRecord"),
     "AuthenticationError": (".core.errors", "AuthenticationError"),
     "BadRequestError": (".core.errors", "BadRequestError"),
     "Chat": (".orm.chat", "Chat"),
     "ChatChunk": (".core.messages", "ChatChunk"),
-    "ChatRecord": (".orm.records", "ChatRecord"),
+    "ChatRecord": (".model.records", "ChatRecord"),
     "ChatStream": (".orm.chat", "ChatStream"),
     "ConfigurationError": (".core.errors", "ConfigurationError"),
     "CoreChat": (".core.chat", "Chat"),
@@ -78,12 +79,12 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "LLMError": (".core.errors", "LLMError"),
     "LLMTimeoutError": (".core.errors", "LLMTimeoutError"),
     "Message": (".core.messages", "Message"),
-    "MessageRecord": (".orm.records", "MessageRecord"),
+    "MessageRecord": (".model.records", "MessageRecord"),
     "Persistence": (".orm.options", "Persistence"),
     "Provider": (".core.providers.base", "Provider"),
     "RateLimitError": (".core.errors", "RateLimitError"),
     "RequestMetrics": (".core.chat", "RequestMetrics"),
-    "RequestRecord": (".orm.records", "RequestRecord"),
+    "RequestRecord": (".model.records", "RequestRecord"),
     "Response": (".core.messages", "Response"),
     "ResponseFormatError": (".core.errors", "ResponseFormatError"),
     "RetryPolicy": (".core.providers.base", "RetryPolicy"),
@@ -93,12 +94,12 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Store": (".stores.base", "Store"),
     "StoreError": (".stores.base", "StoreError"),
     "StructuredOutputError": (".core.errors", "StructuredOutputError"),
-    "TableNames": (".orm.options", "TableNames"),
+    "TableNames": (".model.names", "TableNames"),
     "Thinking": (".core.messages", "Thinking"),
     "Tool": (".core.tools", "Tool"),
     "ToolCall": (".core.messages", "ToolCall"),
     "ToolCallLimitError": (".core.errors", "ToolCallLimitError"),
-    "ToolCallRecord": (".orm.records", "ToolCallRecord"),
+    "ToolCallRecord": (".model.records", "ToolCallRecord"),
     "ToolError": (".core.errors", "ToolError"),
     "ToolErrorDirective": (".core.chat", "ToolErrorDirective"),
     "Usage": (".core.messages", "Usage"),

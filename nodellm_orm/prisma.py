@@ -10,9 +10,10 @@ chat = await create_chat(db, llm, model="gpt-4o-mini")
 ```
 """
 
+from .model import TableNames
 from .orm.agent_session import AgentSession, create_agent_session, load_agent_session
 from .orm.chat import Chat, create_chat, load_chat
-from .orm.options import Persistence, TableNames
+from .orm.options import Persistence
 
 __all__ = [
     "AgentSession",

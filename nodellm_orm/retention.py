@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .orm.options import TableNames
+from .model import RowCounts, TableNames
 from .stores import open_store
-from .stores.base import RowCounts
 
 __all__ = ["PurgeReport", "parse_age", "purge_chats"]
 

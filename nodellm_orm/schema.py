@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from importlib.resources import files
 
+from .model.names import DEFAULT_TABLE_NAMES, OPTIONAL_MODELS
+
 __all__ = [
     "PROVIDERS",
     "SchemaField",
@@ -55,14 +57,8 @@ def schema_for(provider: str) -> str:
 
 
 # The models of the reference schema: the key of each in `table_names`, and which may be left out.
-_MODEL_KEYS = {
-    "chat": "LlmChat",
-    "message": "LlmMessage",
-    "tool_call": "LlmToolCall",
-    "request": "LlmRequest",
-    "agent_session": "LlmAgentSession",
-}
-_MINIMAL_DROPS = ("tool_call", "request", "agent_session")
+_MODEL_KEYS = DEFAULT_TABLE_NAMES
+_MINIMAL_DROPS = OPTIONAL_MODELS
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 

@@ -33,16 +33,18 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from .orm.options import TableNames
-from .orm.records import (
+from .model import (
     AgentSessionRecord,
     ChatRecord,
+    Cursor,
     MessageRecord,
     RequestRecord,
+    RowCounts,
+    TableNames,
     ToolCallRecord,
 )
 from .stores import open_store
-from .stores.base import Cursor, RowCounts, Store
+from .stores.base import Store
 
 __all__ = [
     "FORMAT",

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from nodellm_orm.cli import main
 from nodellm_orm.dashboard import DashboardError, create_app
-from nodellm_orm.migrations.runner import async_url
 from nodellm_orm.stores.tables import from_db_datetime
+from nodellm_orm.stores.urls import async_url
 from tests.conftest import unavailable
 from tests.support.dashboard_seed import Seeded, long_chat, seed, sql
 from tests.support.postgres import create_database, postgres_url

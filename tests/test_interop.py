@@ -34,8 +34,9 @@ from nodellm_orm import (
     load_chat,
 )
 from nodellm_orm.migrations import load_migrations
-from nodellm_orm.migrations.runner import engine_for_url, split_sqlite_script
+from nodellm_orm.migrations.runner import split_sqlite_script
 from nodellm_orm.stores import StoreError
+from nodellm_orm.stores.urls import engine_for_url
 from nodellm_orm.testing import FakeProvider
 from tests.conftest import PrismaBackend, unavailable
 from tests.support.postgres import create_database, drop_database, postgres_url

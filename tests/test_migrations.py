@@ -31,7 +31,6 @@ from nodellm_orm.migrations import (
     MigrationFailedError,
     SchemaMismatchError,
     applied_migrations,
-    async_url,
     load_migrations,
     mark_rolled_back,
     migrate,
@@ -41,6 +40,7 @@ from nodellm_orm.migrations import (
 from nodellm_orm.migrations.rename import rename_identifiers
 from nodellm_orm.migrations.runner import split_sqlite_script
 from nodellm_orm.schema import schema_for
+from nodellm_orm.stores.urls import async_url
 from tests.conftest import unavailable
 from tests.support.postgres import create_database, postgres_url
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from nodellm_orm.orm.options import TableNames
+from nodellm_orm.model import TableNames
 from nodellm_orm.stores.base import Store, StoreError
 from nodellm_orm.stores.sql import SqlStore, connect, normalize_url
 from tests.conftest import migration_sql, unavailable

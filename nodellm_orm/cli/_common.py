@@ -16,8 +16,7 @@ import click
 from ..core.errors import LLMError
 from ..core.redaction import mask_urls
 from ..migrations.runner import MigrationError
-from ..orm.options import TableNames
-from ..orm.records import ChatRecord, MessageRecord, ToolCallRecord
+from ..model import ChatRecord, MessageRecord, TableNames, ToolCallRecord
 from ..stores.base import SchemaDriftError, Store, StoreError
 from ..stores.sql import SqlStore, connect
 from ..stores.urls import async_url

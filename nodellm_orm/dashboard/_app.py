@@ -197,7 +197,7 @@ def _read_only_engine(url: str) -> AsyncEngine:
     from sqlalchemy import event
     from sqlalchemy.engine import make_url
 
-    from ..migrations.runner import async_url
+    from ..stores.urls import async_url
     from ._queries import dialect_of
 
     target = make_url(async_url(url))

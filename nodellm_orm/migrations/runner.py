@@ -41,10 +41,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..stores.tables import DEFAULT_TABLE_NAMES
-
-# URL helpers live with the store; re-exported here for callers of the runner.
-from ..stores.urls import async_url, engine_for_url, postgres_schema
+from ..model import DEFAULT_TABLE_NAMES
+from ..stores.urls import engine_for_url, postgres_schema
 from .compare import SchemaState, inspect_schema
 from .rename import rename_identifiers
 
@@ -59,10 +57,8 @@ __all__ = [
     "MigrationResult",
     "SchemaMismatchError",
     "applied_migrations",
-    "async_url",
     "checksum",
     "describe_history",
-    "engine_for_url",
     "ensure_schema",
     "load_migrations",
     "mark_rolled_back",

@@ -17,11 +17,11 @@ from ..core.llm import LLM
 from ..core.messages import Message, Usage
 from ..core.options import AskOptions, normalize
 from ..core.tools import Tool
+from ..model import AgentSessionRecord, MessageRecord, TableNames
 from ..stores import Database, open_store
 from .chat import Chat, ChatStream, check_llm, check_metadata
 from .ids import new_id, utc_now
-from .options import Persistence, TableNames, TableNamesLike, options_or_table_names
-from .records import AgentSessionRecord, MessageRecord
+from .options import Persistence, TableNamesLike, options_or_table_names
 from .text import storable
 
 

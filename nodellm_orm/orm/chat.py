@@ -20,8 +20,9 @@ from ..core.chat import ChatConfig, TurnStart
 from ..core.llm import LLM
 from ..core.messages import ChatChunk, Message, Response, Usage
 from ..core.options import CHAT_OPTIONS, AskOptions
+from ..model import ChatRecord, Cursor, MessageRecord, TableNames
 from ..stores import Database, open_store
-from ..stores.base import Cursor, Store, near_miss_note
+from ..stores.base import Store, near_miss_note
 from .history import LATE_WINDOW, describe_error, group_tool_calls, is_pending, replay
 from .ids import new_id, utc_now
 from .options import (
@@ -31,11 +32,9 @@ from .options import (
     CreateChatOptions,
     LoadChatOptions,
     Persistence,
-    TableNames,
     TableNamesLike,
     options_or_table_names,
 )
-from .records import ChatRecord, MessageRecord
 from .text import storable, storable_message, storable_text
 from .turn import Turn, TurnRecorder, record_of, settle
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..core.chat import NO_RESULT
 from ..core.messages import Message, Response, Thinking, ToolCall, Usage
-from .records import MessageRecord, ToolCallRecord
+from ..model import MessageRecord, ToolCallRecord
 from .text import storable
 
 PLACEHOLDER_RAW = json.dumps({"interrupted": True, "reason": "incomplete"})

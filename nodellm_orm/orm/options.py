@@ -1,56 +1,13 @@
-"""What the ORM is told: table names, persistence switches, and its options."""
+"""What the ORM is told: persistence switches and its options (table names: `model.names`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from ..core.options import CHAT_OPTIONS, ChatOptions
-
-
-@dataclass(frozen=True, slots=True)
-class TableNames:
-    """Which tables (sql backend) or client delegates (prisma backend) hold each model.
-
-    None means the default: `LlmChat`, `LlmMessage`, `LlmToolCall`, `LlmRequest`,
-    `LlmAgentSession` for SQL tables; `llmchat`, ... for prisma-client-py delegates. Names are
-    matched exactly (SQL identifiers are quoted). On the prisma backend a delegate is named by
-    its model (`LlmChat`), its prisma-client-py attribute (`llmchat`) or its JS client name
-    (`llmChat`). A name differing from an existing one in letter case only is reported, never
-    used in its place.
-    """
-
-    chat: str | None = None
-    message: str | None = None
-    tool_call: str | None = None
-    request: str | None = None
-    agent_session: str | None = None
-
-    @classmethod
-    def coerce(cls, value: TableNames | Mapping[str, Any] | None) -> TableNames:
-        """Accept a TableNames, a mapping in Python or JS spelling (`toolCall`), or None."""
-        if value is None:
-            return cls()
-        if isinstance(value, TableNames):
-            return value
-        if not isinstance(value, Mapping):
-            raise TypeError(
-                f"table_names must be a TableNames or a dict, not {type(value).__name__}"
-            )
-        aliases = {"toolCall": "tool_call", "agentSession": "agent_session"}
-        known = {f.name for f in fields(cls)}
-        kwargs: dict[str, str | None] = {}
-        for key, name in value.items():
-            attr = aliases.get(key, key)
-            if attr not in known:
-                raise ValueError(
-                    f"unknown table_names key {key!r}; expected one of {sorted(known)}"
-                )
-            if name is not None and not isinstance(name, str):
-                raise TypeError(f"table_names[{key!r}] must be a string")
-            kwargs[attr] = name
-        return cls(**kwargs)
+from ..model import TableNames
 
 
 @dataclass(frozen=True, slots=True)

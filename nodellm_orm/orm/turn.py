@@ -24,7 +24,8 @@ from ..core.chat import Chat as CoreChat
 from ..core.chat import RequestMetrics, ToolOutcome
 from ..core.messages import ChatChunk, Message, Response, ToolCall, Usage
 from ..core.middleware import MiddlewareStopError
-from ..stores.base import Cursor, Row, Store
+from ..model import Cursor, MessageRecord, Row, ToolCallRecord
+from ..stores.base import Store
 from .history import (
     PLACEHOLDER_RAW,
     assistant_values,
@@ -35,7 +36,6 @@ from .history import (
 )
 from .ids import new_id, new_id_pair, utc_now
 from .options import Persistence
-from .records import MessageRecord, ToolCallRecord
 from .text import storable, storable_text
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, Union
 
-from ..orm.options import TableNames
+from ..model import TableNames
 from .base import Store, StoreError
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ Conventions every backend follows:
   Json fields (`metadata`), which the backend encodes (JSONB on PostgreSQL, text on SQLite).
   The ORM always supplies `id`, `createdAt` (and `updatedAt`) itself; backends do not default
   them.
-- Records come out as the dataclasses of `nodellm_orm.orm.records` (the prisma backend may hand
+- Records come out as the dataclasses of `nodellm_orm.model.records` (the prisma backend may hand
   out its generated models, which have the same attribute names).
 - Messages are ordered by (`createdAt`, `id`). The ORM's ids are time-ordered (UUIDv7), so rows
   written in the same millisecond keep their order. On SQLite, DateTime may be stored as
@@ -24,23 +24,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from ..orm.options import TableNames
-from ..orm.records import (
+from ..model import (
+    OPTIONAL_MODELS,
     AgentSessionRecord,
     ChatRecord,
+    Cursor,
     MessageRecord,
+    OwnedKind,
     RequestRecord,
+    Row,
+    RowCounts,
+    TableNames,
     ToolCallRecord,
     UsageTotals,
 )
 
-Row = dict[str, Any]
-# (createdAt, id) of the last message the caller has seen.
-Cursor = tuple[datetime, str]
+# The port's vocabulary lives in `nodellm_orm.model`; re-exported for the store modules.
+__all__ = [
+    "OPTIONAL_MODELS",
+    "Cursor",
+    "OwnedKind",
+    "Row",
+    "RowCounts",
+    "Store",
+    "StoreError",
+    "turn_rows",
+]
 
 
 class StoreError(Exception):
@@ -83,30 +95,6 @@ def missing_name_error(kind: str, name: str, existing: Iterable[str], *, what: s
     )
 
 
-# Which rows `owner_chats` looks up.
-OwnedKind = Literal["message", "tool_call"]
-
-
-@dataclass(frozen=True, slots=True)
-class RowCounts:
-    """How many rows hang under a set of chats, table by table (what deleting them removes)."""
-
-    chats: int = 0
-    messages: int = 0
-    toolCalls: int = 0
-    requests: int = 0
-    agentSessions: int = 0
-
-    def __add__(self, other: RowCounts) -> RowCounts:
-        return RowCounts(
-            self.chats + other.chats,
-            self.messages + other.messages,
-            self.toolCalls + other.toolCalls,
-            self.requests + other.requests,
-            self.agentSessions + other.agentSessions,
-        )
-
-
 def turn_rows(chat_id: str, rows: Sequence[Row]) -> list[Row]:
     """A turn's message rows, each stamped with `chat_id` (one not of that chat is refused)."""
     stamped = []
@@ -115,11 +103,6 @@ def turn_rows(chat_id: str, rows: Sequence[Row]) -> list[Row]:
             raise ValueError("begin_turn rows must belong to the chat they are written to")
         stamped.append({**row, "chatId": chat_id})
     return stamped
-
-
-# Chats and messages are always written; these tables back optional features (tool-call and
-# request persistence, agent sessions) and may be left out of a minimal schema.
-OPTIONAL_MODELS = ("tool_call", "request", "agent_session")
 
 
 @runtime_checkable

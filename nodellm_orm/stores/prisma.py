@@ -33,38 +33,27 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, TypeVar
 
-from ..orm.options import TableNames
-from ..orm.records import (
+from ..model import (
+    DEFAULT_DELEGATES,
+    OPTIONAL_MODELS,
     AgentSessionRecord,
     ChatRecord,
+    Cursor,
     MessageRecord,
+    OwnedKind,
     RequestRecord,
+    Row,
+    RowCounts,
+    TableNames,
     ToolCallRecord,
     UsageTotals,
     columns,
 )
-from .base import (
-    OPTIONAL_MODELS,
-    Cursor,
-    OwnedKind,
-    Row,
-    RowCounts,
-    StoreError,
-    missing_name_error,
-    near_misses,
-    turn_rows,
-)
+from .base import StoreError, missing_name_error, near_misses, turn_rows
 from .tables import encode_json, from_db_datetime, to_epoch_ms
 
 __all__ = ["PrismaStore"]
 
-DEFAULT_DELEGATES = {
-    "chat": "llmchat",
-    "message": "llmmessage",
-    "tool_call": "llmtoolcall",
-    "request": "llmrequest",
-    "agent_session": "llmagentsession",
-}
 _JSON_FIELDS = frozenset({"metadata"})
 # Ids bound per raw administration query.
 _ID_CHUNK = 500

@@ -32,16 +32,20 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..orm.options import TableNames
-from ..orm.records import (
+from ..model import (
     AgentSessionRecord,
     ChatRecord,
+    Cursor,
     MessageRecord,
+    OwnedKind,
     RequestRecord,
+    Row,
+    RowCounts,
+    TableNames,
     ToolCallRecord,
     UsageTotals,
 )
-from .base import Cursor, OwnedKind, Row, RowCounts, Store, StoreError, near_miss_note
+from .base import Store, StoreError, near_miss_note
 
 if TYPE_CHECKING:
     from . import Database

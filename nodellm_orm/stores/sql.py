@@ -53,22 +53,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.types import NullType
 
-from ..orm.options import TableNames
-from ..orm.records import (
+from ..model import (
+    DEFAULT_TABLE_NAMES,
+    OPTIONAL_MODELS,
     AgentSessionRecord,
     ChatRecord,
+    Cursor,
     MessageRecord,
+    OwnedKind,
     RequestRecord,
+    Row,
+    RowCounts,
+    TableNames,
     ToolCallRecord,
     UsageTotals,
     columns,
+    resolve_names,
 )
 from .base import (
-    OPTIONAL_MODELS,
-    Cursor,
-    OwnedKind,
-    Row,
-    RowCounts,
     SchemaDriftError,
     StoreError,
     missing_name_error,
@@ -78,15 +80,7 @@ from .base import (
 )
 from .connection import Lease, Pool, Step
 from .dialects import SqlDialect, dialect_for_url, dialect_of
-from .tables import (
-    DEFAULT_TABLE_NAMES,
-    Tables,
-    build_tables,
-    column_kind,
-    encode_json,
-    from_db_datetime,
-    resolve_names,
-)
+from .tables import Tables, build_tables, column_kind, encode_json, from_db_datetime
 from .urls import async_url, engine_for_url, normalize_url
 
 if TYPE_CHECKING:

@@ -33,18 +33,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
-from ..orm.options import TableNames
+from ..model import DEFAULT_TABLE_NAMES, TableNames, resolve_names
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-
-DEFAULT_TABLE_NAMES = {
-    "chat": "LlmChat",
-    "message": "LlmMessage",
-    "tool_call": "LlmToolCall",
-    "request": "LlmRequest",
-    "agent_session": "LlmAgentSession",
-}
 
 
 def to_epoch_ms(value: datetime) -> int:
@@ -186,17 +178,6 @@ class Tables:
     tool_call: Table
     request: Table
     agent_session: Table
-
-
-def resolve_names(table_names: TableNames | None) -> dict[str, str]:
-    """Physical table name per model, defaults filled in."""
-    names = dict(DEFAULT_TABLE_NAMES)
-    if table_names is not None:
-        for key in names:
-            given = getattr(table_names, key)
-            if given is not None:
-                names[key] = given
-    return names
 
 
 def build_tables(table_names: TableNames | dict[str, str] | None = None) -> Tables:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from nodellm_orm import Agent, Tool, connect, create_agent_session, create_chat, create_llm
 from nodellm_orm.core.messages import Usage
-from nodellm_orm.migrations.runner import async_url
+from nodellm_orm.stores.urls import async_url
 from nodellm_orm.testing import FakeProvider, FakeResponse
 
 
