@@ -49,23 +49,36 @@ AGENTS = ["SupportAgent", "ResearchAgent", "BillingAgent"]
 RUNS = 7
 
 
-def rows(chats: int, turns: int, seed: int = 7) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+def turns_of(c: int, turns: int, long_turns: int) -> int:
+    """Chat 0 is the long one; the chats after it are empty, as many as keep the total of
+    turns at chats x turns."""
+    if long_turns <= turns:
+        return turns
+    if c == 0:
+        return long_turns
+    return 0 if c <= (long_turns - turns) // turns else turns
+
+
+def rows(
+    chats: int, turns: int, long_turns: int = 0, seed: int = 7
+) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
     """(table, batch) pairs: every row of the seeded database, one chat at a time."""
     rng = random.Random(seed)
     now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(days=90)
-    span = (now - start).total_seconds() - turns * 120
     for c in range(chats):
         provider, model, pin, pout, thinks = MODELS[c % len(MODELS)]
         chat_id = f"chat-{c:06d}"
+        n_turns = turns_of(c, turns, long_turns)
+        span = (now - start).total_seconds() - n_turns * 120
         t0 = start + timedelta(seconds=rng.uniform(0, span))
         chat = [(chat_id, model, provider, "You are a helpful assistant.", t0, f"u-{c % 500}")]
         messages: list[tuple[Any, ...]] = []
         calls: list[tuple[Any, ...]] = []
         requests: list[tuple[Any, ...]] = []
         at = t0
-        for t in range(turns):
-            base = f"{chat_id}-{t:03d}"
+        for t in range(n_turns):
+            base = f"{chat_id}-{t:04d}"
             at += timedelta(seconds=rng.uniform(20, 110))
             messages.append(
                 (
@@ -201,7 +214,7 @@ def _names(key: str) -> list[str]:
     return COLUMNS[key][1] + (["updatedAt"] if key in UPDATED else [])
 
 
-def seed_sqlite(path: Path, chats: int, turns: int) -> None:
+def seed_sqlite(path: Path, chats: int, turns: int, long_turns: int) -> None:
     asyncio.run(_migrate(f"sqlite:///{path}"))
     conn = sqlite3.connect(path)
     conn.execute('ALTER TABLE "LlmChat" ADD COLUMN "userId" TEXT')
@@ -213,7 +226,7 @@ def seed_sqlite(path: Path, chats: int, turns: int) -> None:
         sql[key] = f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join("?" * len(cols))})'
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     with conn:
-        for key, batch in rows(chats, turns):
+        for key, batch in rows(chats, turns, long_turns):
             conn.executemany(
                 sql[key],
                 [
@@ -228,7 +241,7 @@ def seed_sqlite(path: Path, chats: int, turns: int) -> None:
     conn.close()
 
 
-async def seed_postgres(url: str, chats: int, turns: int) -> None:
+async def seed_postgres(url: str, chats: int, turns: int, long_turns: int) -> None:
     import asyncpg  # type: ignore[import-untyped]
     from sqlalchemy.engine import make_url
 
@@ -248,7 +261,7 @@ async def seed_postgres(url: str, chats: int, turns: int) -> None:
                 )
                 pending[key] = []
 
-        for key, batch in rows(chats, turns):
+        for key, batch in rows(chats, turns, long_turns):
             pending[key].extend(
                 tuple(
                     v.replace(tzinfo=None) if isinstance(v, datetime) else v
@@ -282,10 +295,12 @@ PAGES = [
     ("chats, model + date range", "/chats?model=o3-mini&from={from}&to={to}"),
     ("chats, agent class", "/chats?agent=SupportAgent"),
     ("conversation (one chat's turns)", "/chats/{chat}"),
+    ("conversation, long chat, page 1", "/chats/chat-000000"),
+    ("conversation, long chat, last page", "/chats/chat-000000?page={last}"),
 ]
 
 
-async def measure(url: str, chats: int) -> list[tuple[str, float, float, float, int]]:
+async def measure(url: str, chats: int, last: int) -> list[tuple[str, float, float, float, int]]:
     app = create_app(url)
     today = datetime.now(UTC).date()
     out = []
@@ -294,7 +309,9 @@ async def measure(url: str, chats: int) -> list[tuple[str, float, float, float, 
     ) as client:
         for label, path in PAGES:
             path = path.format(
-                chat=f"chat-{chats // 2:06d}", **{"from": today - timedelta(days=20), "to": today}
+                chat=f"chat-{chats // 2:06d}",
+                last=last,
+                **{"from": today - timedelta(days=20), "to": today},
             )
             times = []
             cpu = []
@@ -349,6 +366,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chats", type=int, default=10_000)
     parser.add_argument("--turns", type=int, default=50, help="turns per chat (2 messages each)")
+    parser.add_argument(
+        "--long-turns",
+        type=int,
+        default=5000,
+        help="turns of chat 0, the long conversation (the next chats are left empty so the "
+        "total stays chats x turns)",
+    )
     parser.add_argument("--skip-pg", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument(
@@ -360,6 +384,11 @@ def main() -> None:
         f"{args.chats:,} chats x {args.turns} turns = {args.chats * args.turns * 2:,} messages; "
         f"each page requested {RUNS} times (first = cold, median of the rest)"
     )
+    from nodellm_orm.dashboard._queries import MESSAGES_PER_PAGE
+
+    long_messages = 2 * max(args.long_turns, args.turns)
+    last = max(1, -(-long_messages // MESSAGES_PER_PAGE))
+    print(f"chat-000000 holds {long_messages:,} messages ({last} pages)")
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_sqlite:
             path = args.sqlite or Path(tmp) / "dashboard-bench.db"
@@ -367,11 +396,11 @@ def main() -> None:
             if path.exists():
                 print(f"\nreusing {path} (seeded earlier; delete it to seed again)")
             else:
-                seed_sqlite(path, args.chats, args.turns)
+                seed_sqlite(path, args.chats, args.turns, args.long_turns)
             seeded = time.perf_counter() - t
             url = f"sqlite:///{path}"
             summary = asyncio.run(counts(url))
-            report("SQLite (file)", seeded, summary, asyncio.run(measure(url, args.chats)))
+            report("SQLite (file)", seeded, summary, asyncio.run(measure(url, args.chats, last)))
         if not args.skip_pg:
             from tests.support.postgres import fresh_database, postgres_url
 
@@ -381,10 +410,10 @@ def main() -> None:
                 return
             url = fresh_database(server)
             t = time.perf_counter()
-            asyncio.run(seed_postgres(url, args.chats, args.turns))
+            asyncio.run(seed_postgres(url, args.chats, args.turns, args.long_turns))
             seeded = time.perf_counter() - t
             summary = asyncio.run(counts(url))
-            report("PostgreSQL", seeded, summary, asyncio.run(measure(url, args.chats)))
+            report("PostgreSQL", seeded, summary, asyncio.run(measure(url, args.chats, last)))
 
 
 if __name__ == "__main__":

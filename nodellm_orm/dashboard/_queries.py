@@ -378,31 +378,42 @@ class Reader:
         )
         errors = func.sum(case((r.c.statusCode >= 400, 1), else_=0))
         cost = func.coalesce(func.sum(r.c.cost), 0.0)
-        b = d.bucket_ms(r.c.createdAt, bucket).label("b")
-        series_q = (
+        # Grouped by the dialect's cheapest bucket key; read as epoch milliseconds outside,
+        # on the grouped rows only.
+        b = d.bucket(r.c.createdAt, bucket).label("b")
+        grouped = (
             select(
                 b,
                 r.c.provider,
                 r.c.model,
                 func.count().label("n"),
-                func.sum(r.c.inputTokens),
-                func.sum(r.c.outputTokens),
-                cost,
-                errors,
+                func.sum(r.c.inputTokens).label("i"),
+                func.sum(r.c.outputTokens).label("o"),
+                cost.label("c"),
+                errors.label("e"),
             )
             .where(in_range)
             .group_by(b, r.c.provider, r.c.model)
-            .order_by(b)
+            .subquery("grouped")
         )
-        mb = d.bucket_ms(m.c.createdAt, bucket).label("b")
-        reasoning_q = (
-            select(mb, m.c.provider, m.c.modelId, func.sum(m.c.thinkingTokens))
+        series_q = select(
+            d.epoch_ms(grouped.c.b),
+            *(grouped.c[k] for k in ("provider", "model", "n", "i", "o", "c", "e")),
+        ).order_by(grouped.c.b)
+        mb = d.bucket(m.c.createdAt, bucket).label("b")
+        thinking = (
+            select(mb, m.c.provider, m.c.modelId, func.sum(m.c.thinkingTokens).label("k"))
             .where(msg_range)
             .group_by(mb, m.c.provider, m.c.modelId)
-            .order_by(mb)
+            .subquery("thinking")
         )
+        reasoning_q = select(
+            d.epoch_ms(thinking.c.b), thinking.c.provider, thinking.c.modelId, thinking.c.k
+        ).order_by(thinking.c.b)
         expensive_cost = cost.label("c")
-        chat_key = d.group_key(r.c.chatId).label("chatId")
+        # Over a createdAt range the dialect's key (SQLite: hide the chatId index, or it walks
+        # all of it); over every row the chatId index is the cheapest order to group in.
+        chat_key = (d.group_key(r.c.chatId) if since else r.c.chatId).label("chatId")
         top = (
             select(
                 chat_key,
@@ -425,6 +436,8 @@ class Reader:
 
         async def fetch(query: Any) -> list[Any]:
             async with self.engine.connect() as conn:
+                for statement in d.aggregate_settings():
+                    await conn.exec_driver_sql(statement)
                 return list((await conn.execute(query)).all())
 
         # Four scans of the range, each on its own connection: they run side by side (the

@@ -158,13 +158,18 @@ class SqlDialect:
         """`col < at`."""
         return self.epoch_ms(col) < to_epoch_ms(at)
 
-    def bucket_ms(self, col: ColumnElement[Any], unit: str) -> ColumnElement[Any]:
-        """Start of the hour, day or week (Monday) holding `col`, as epoch milliseconds."""
+    def bucket(self, col: ColumnElement[Any], unit: str) -> ColumnElement[Any]:
+        """Start of the hour, day or week (Monday) holding `col`, in the cheapest form to
+        group by; `epoch_ms` of the grouped value gives it in milliseconds."""
         raise NotImplementedError
 
     def group_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
         """`col` as a GROUP BY key over a createdAt range (see SqliteDialect)."""
         return col
+
+    def aggregate_settings(self) -> tuple[str, ...]:
+        """Statements run at the start of a transaction that groups many rows into few."""
+        return ()
 
     def read_only_url(self, url: URL) -> URL:
         """The URL of the same database, opened so that it cannot be changed or created."""
@@ -312,7 +317,8 @@ class SqliteDialect(SqlDialect):
         in_range = or_(and_(raw >= ms, raw < literal_column("''")), text_from)
         return and_(in_range, self.epoch_ms(col) >= ms)
 
-    def bucket_ms(self, col: ColumnElement[Any], unit: str) -> ColumnElement[Any]:
+    def bucket(self, col: ColumnElement[Any], unit: str) -> ColumnElement[Any]:
+        # Epoch milliseconds already (epoch_ms of an integer is the integer).
         size = literal_column(str(self.bucket_ms_of[unit]), Integer)
         ms = self.epoch_ms(col)
         if unit == "week":
@@ -399,13 +405,22 @@ class PostgresDialect(SqlDialect):
     def before(self, col: ColumnElement[Any], at: datetime) -> ColumnElement[bool]:
         return col < to_naive_utc(at)
 
-    def bucket_ms(self, col: ColumnElement[Any], unit: str) -> ColumnElement[Any]:
+    def bucket(self, col: ColumnElement[Any], unit: str) -> ColumnElement[Any]:
         if unit not in self.bucket_ms_of:
             raise ValueError(f"unknown bucket {unit!r}")
-        return self.epoch_ms(func.date_trunc(literal_column(f"'{unit}'"), col))
+        # The truncated timestamp, not its epoch: the planner then estimates few groups and
+        # hashes them, where grouping by the epoch expression sorted every row (3x slower).
+        return type_coerce(func.date_trunc(literal_column(f"'{unit}'"), col), col.type)
 
     def read_only_connect_args(self) -> dict[str, Any]:
         return {"server_settings": {"default_transaction_read_only": "on"}}
+
+    def aggregate_settings(self) -> tuple[str, ...]:
+        # The planner cannot know that a day or week bucket of createdAt has few values: it
+        # estimates a group per distinct createdAt, too many to hash in the default 4 MB, and
+        # sorts every row on disk instead. With room to hash it picks HashAggregate (the
+        # real tables are a few thousand groups at most). LOCAL: this transaction only.
+        return ("SET LOCAL work_mem = '64MB'",)
 
 
 _DIALECTS: dict[str, SqlDialect] = {d.name: d for d in (SqliteDialect(), PostgresDialect())}
