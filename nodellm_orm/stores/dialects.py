@@ -167,6 +167,13 @@ class SqlDialect:
         """`col` as a GROUP BY key over a createdAt range (see SqliteDialect)."""
         return col
 
+    def percentile_cont(
+        self, fraction: float, value: ColumnElement[Any]
+    ) -> ColumnElement[Any] | None:
+        """The continuous percentile aggregate of `value`, or None where the database has
+        none (the caller then ranks a histogram of the values)."""
+        return None
+
     def aggregate_settings(self) -> tuple[str, ...]:
         """Statements run at the start of a transaction that groups many rows into few."""
         return ()
@@ -411,6 +418,11 @@ class PostgresDialect(SqlDialect):
         # The truncated timestamp, not its epoch: the planner then estimates few groups and
         # hashes them, where grouping by the epoch expression sorted every row (3x slower).
         return type_coerce(func.date_trunc(literal_column(f"'{unit}'"), col), col.type)
+
+    def percentile_cont(
+        self, fraction: float, value: ColumnElement[Any]
+    ) -> ColumnElement[Any] | None:
+        return func.percentile_cont(literal_column(repr(float(fraction)))).within_group(value)
 
     def read_only_connect_args(self) -> dict[str, Any]:
         return {"server_settings": {"default_transaction_read_only": "on"}}
