@@ -1,7 +1,8 @@
 """Where a plain turn and the 10,000-message load spend their time (pyinstrument profiles).
 
     .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python benchmarks/profile_turn.py [--turns 2000] [--skip-pg] [--out DIR] [--html]
+    .venv/bin/python benchmarks/profile_turn.py [--turns 2000] [--skip-pg | --skip-sqlite]
+        [--out DIR] [--html]
 
 Writes, per database, `turn-<db>.txt` (pyinstrument's call tree, wall time per frame; with
 --html also its interactive view, large) and the same for `load-<db>` (load_chat + messages()
@@ -84,13 +85,15 @@ async def main() -> None:
     parser.add_argument("--turns", type=int, default=2000)
     parser.add_argument("--loads", type=int, default=20)
     parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "profiles")
     parser.add_argument("--phase", choices=["all", "turn", "load"], default="all")
     parser.add_argument("--html", action="store_true", help="also pyinstrument's HTML view")
     parser.add_argument("--no-profiler", action="store_true", help="run only (for py-spy)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
-        await profile("sqlite", f"sqlite:///{Path(tmp) / 'profile.db'}", args)
+        if not args.skip_sqlite:
+            await profile("sqlite", f"sqlite:///{Path(tmp) / 'profile.db'}", args)
     if not args.skip_pg:
         from tests.support.postgres import create_database, postgres_url
 
