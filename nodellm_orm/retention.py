@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from .core.clock import as_utc, utc_now
 from .model import RowCounts, TableNames
 from .stores import open_store
 
@@ -67,9 +68,9 @@ async def purge_chats(
     if isinstance(older_than, timedelta):
         if older_than < timedelta(0):
             raise ValueError("older_than must not be negative")
-        cutoff = datetime.now(UTC) - older_than
+        cutoff = utc_now() - older_than
     elif isinstance(older_than, datetime):
-        cutoff = older_than if older_than.tzinfo else older_than.replace(tzinfo=UTC)
+        cutoff = as_utc(older_than)
     else:
         raise TypeError(
             f"older_than must be a timedelta or a datetime, not {type(older_than).__name__}"

@@ -30,9 +30,10 @@ import json
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import IO, Any
 
+from .core.clock import iso_z, parse_iso
 from .model import (
     AgentSessionRecord,
     ChatRecord,
@@ -72,12 +73,6 @@ class TransferError(ValueError):
 # ---- export ---------------------------------------------------------------------------------
 
 
-def _iso(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def record_dict(record: Any) -> dict[str, Any]:
     """A record as the export writes it (custom chat columns inline, datetimes as ISO text)."""
     if isinstance(record, ChatRecord):
@@ -85,7 +80,7 @@ def record_dict(record: Any) -> dict[str, Any]:
         data.update(record.extra)
     else:
         data = asdict(record)
-    return {k: _iso(v) if isinstance(v, datetime) else v for k, v in data.items()}
+    return {k: iso_z(v) if isinstance(v, datetime) else v for k, v in data.items()}
 
 
 async def _chat_pages(store: Store, where: Mapping[str, Any] | None) -> AsyncIterator[ChatRecord]:
@@ -349,10 +344,9 @@ def _check_value(field: _Field, value: Any) -> Any:
         if not isinstance(value, str):
             raise TypeError(f"must be an ISO-8601 date-time string, not {type(value).__name__}")
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parse_iso(value)
         except ValueError:
             raise TypeError(f"must be an ISO-8601 date-time, not {value!r}") from None
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     return value
 
 

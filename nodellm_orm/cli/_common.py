@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Awaitable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 import click
 
+from ..core.clock import iso_z
 from ..core.errors import LLMError
 from ..core.redaction import mask_urls
 from ..migrations.runner import MigrationError
@@ -152,14 +153,6 @@ async def open_store(url: str, *, migrate: bool = False, must_exist: bool = True
     return store
 
 
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat().replace("+00:00", "Z")
-
-
 def clip(text: str | None, width: int = 72) -> str:
     if text is None:
         return "(none)"
@@ -172,7 +165,7 @@ def cost(cost: float | None) -> str:
 
 
 def when(value: datetime | None) -> str:
-    return iso(value) or "-"
+    return "-" if value is None else iso_z(value)
 
 
 # ---- options and helpers of several commands -----------------------------------------------

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from . import errors
 from .deltas import repair_value
+from .jsoncodec import decode_arguments
 from .messages import (
     ChatChunk,
     ChatRequest,
@@ -249,16 +250,9 @@ class Accumulator:
 
 
 def _decode_arguments(text: str) -> dict[str, Any]:
-    if not text.strip():
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        # Keep what the model sent so the tool error (and the stored row) shows it.
-        return {"_raw": text}
     # An escaped lone surrogate ("\ud83d") decodes to text UTF-8 cannot encode.
-    value = repair_value(value)
-    return value if isinstance(value, dict) else {"value": value}
+    value: dict[str, Any] = repair_value(decode_arguments(text))
+    return value
 
 
 def _schema_spec(schema: type[BaseModel] | dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType, TypeEngine
 
-from ..orm.history import decode_arguments, decode_raw
+from ..core.jsoncodec import decode_arguments
+from ..core.jsoncodec import decode_object as decode_raw
 from ..stores.base import StoreError
 from ..stores.dialects import SqlDialect, dialect_for
 from ..stores.tables import Tables, build_tables

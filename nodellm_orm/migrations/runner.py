@@ -34,13 +34,14 @@ import sqlite3
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..core.clock import to_datetime, to_epoch_ms, utc_now
 from ..model import DEFAULT_TABLE_NAMES
 from ..stores.urls import engine_for_url, postgres_schema
 from .compare import SchemaState, inspect_schema
@@ -547,7 +548,7 @@ async def _apply(
             if taken or (guard is not None and await _table_exists(conn, provider, guard)):
                 await conn.exec_driver_sql("ROLLBACK")
                 return False
-        started = _now()
+        started = utc_now()
         await _run_script(conn, provider, script)
         if record:
             await conn.execute(
@@ -560,7 +561,7 @@ async def _apply(
                     "id": row_id,
                     "checksum": migration.checksum,
                     "started_at": _db_time(provider, started),
-                    "finished_at": _db_time(provider, _now()),
+                    "finished_at": _db_time(provider, utc_now()),
                     "name": migration.name,
                 },
             )
@@ -598,27 +599,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}".strip()
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _db_time(provider: str, value: datetime) -> int | datetime:
     # Prisma's native SQLite driver binds DateTime as epoch milliseconds (INTEGER).
     if provider == "sqlite":
-        return int(value.timestamp() * 1000)
+        return to_epoch_ms(value)
     return value
 
 
-def _from_db_time(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    # Text timestamps: SQLite's current_timestamp default and Prisma's JS driver adapters.
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+# Text timestamps too: SQLite's current_timestamp default and Prisma's JS driver adapters.
+_from_db_time = to_datetime
 
 
 async def _table_exists(conn: AsyncConnection, provider: str, name: str) -> bool:
@@ -680,7 +669,7 @@ async def mark_rolled_back(engine: AsyncEngine, name: str) -> None:
                 f'UPDATE "{MIGRATIONS_TABLE}" SET rolled_back_at = :now '
                 "WHERE migration_name = :name AND finished_at IS NULL AND rolled_back_at IS NULL"
             ),
-            {"now": _db_time(provider, _now()), "name": name},
+            {"now": _db_time(provider, utc_now()), "name": name},
         )
         if result.rowcount == 0:
             raise MigrationError(f"no failed migration named {name!r} to mark as rolled back")

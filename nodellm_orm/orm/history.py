@@ -24,7 +24,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..core import jsoncodec
 from ..core.chat import NO_RESULT
+from ..core.jsoncodec import decode_arguments
+from ..core.jsoncodec import decode_object as decode_raw
 from ..core.messages import Message, Response, Thinking, ToolCall, Usage
 from ..model import MessageRecord, ToolCallRecord
 from .text import storable
@@ -53,39 +56,16 @@ def is_pending(row: MessageRecord, now: datetime) -> bool:
     )
 
 
-def decode_raw(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def encode_json(value: Any) -> str:
-    """JSON text for a TEXT column; its strings follow the storable-text rule (orm.text)."""
-    return json.dumps(storable(value), ensure_ascii=False, separators=(",", ":"), default=str)
+    """JSON text for a TEXT column (contentRaw, tool-call arguments): the codec's lenient mode
+    over the storable-text rule (orm.text)."""
+    return jsoncodec.encode(storable(value))
 
 
 def describe_error(error: BaseException) -> str:
     """An error as a row keeps it: type and first line (drivers append SQL and parameters)."""
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:500]
-
-
-def decode_arguments(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError:
-        return {"_raw": text}
-    if isinstance(value, str):
-        # Rows written by @node-llm/orm 0.8 double-encode arguments; undo it once.
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {"_raw": value}
-    return value if isinstance(value, dict) else {"value": value}
 
 
 def round_of(response: Response) -> dict[str, Any]:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
+
+from ..core.clock import truncate_ms
+from ..core.clock import utc_now as clock_now
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -59,5 +62,4 @@ def new_id_pair() -> tuple[str, str]:
 
 def utc_now() -> datetime:
     """Now, in UTC, truncated to the millisecond the databases keep."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return truncate_ms(clock_now())

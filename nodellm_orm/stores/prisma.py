@@ -29,10 +29,12 @@ import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import datetime
 from types import ModuleType
 from typing import Any, TypeVar
 
+# Naive datetimes are UTC (the Store convention); the engine wants an offset: as_utc.
+from ..core.clock import as_utc, truncate_ms, utc_now
 from ..model import (
     DEFAULT_DELEGATES,
     OPTIONAL_MODELS,
@@ -84,17 +86,9 @@ def _from_model(record: Callable[..., _R], names: Sequence[str], model: Any) -> 
     return record(**{f: getattr(model, f) for f in names}, createdAt=model.createdAt)
 
 
-def _aware(value: datetime) -> datetime:
-    """Naive datetimes are UTC (the Store convention); the engine wants an offset."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 def _truncate_ms(value: Any) -> Any:
     """What the database keeps of a datetime: milliseconds."""
-    if isinstance(value, datetime):
-        value = _aware(value).astimezone(UTC)
-        return value.replace(microsecond=value.microsecond // 1000 * 1000)
-    return value
+    return truncate_ms(value) if isinstance(value, datetime) else value
 
 
 class _Shared:
@@ -210,7 +204,7 @@ class PrismaStore:
                     continue
                 out[k] = text if self._sqlite else self._s.json_type(v)
             elif isinstance(v, datetime):
-                out[k] = _aware(v)
+                out[k] = as_utc(v)
             else:
                 out[k] = v
         return out
@@ -283,7 +277,7 @@ class PrismaStore:
 
     async def update_chat(self, chat_id: str, values: Row) -> None:
         self._check("chat", list(values))
-        values = {"updatedAt": datetime.now(UTC), **values}
+        values = {"updatedAt": utc_now(), **values}
         await self._d("chat").update_many(where={"id": chat_id}, data=self._data(values))
 
     async def delete_chat(self, chat_id: str) -> bool:
@@ -320,7 +314,7 @@ class PrismaStore:
             return [self._chat_record(r) for r in rows]
         filt: dict[str, Any] = dict(conds)
         if before is not None:
-            filt["createdAt"] = {"lt": _aware(before)}
+            filt["createdAt"] = {"lt": as_utc(before)}
         direction = "asc" if oldest_first else "desc"
         found = await self._d("chat").find_many(
             where=filt,
@@ -391,7 +385,7 @@ class PrismaStore:
 
     @staticmethod
     def _after(after: Cursor) -> list[dict[str, Any]]:
-        at = _aware(after[0])
+        at = as_utc(after[0])
         return [{"createdAt": {"gt": at}}, {"createdAt": at, "id": {"gt": after[1]}}]
 
     async def insert_messages(self, rows: Sequence[Row]) -> None:
@@ -578,7 +572,7 @@ class PrismaStore:
 
     async def update_agent_session(self, session_id: str, values: Row) -> None:
         self._check("agent_session", list(values))
-        values = {"updatedAt": datetime.now(UTC), **values}
+        values = {"updatedAt": utc_now(), **values}
         await self._d("agent_session").update_many(
             where={"id": session_id}, data=self._data(values)
         )

@@ -53,6 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.types import NullType
 
+from ..core.clock import utc_now
 from ..model import (
     DEFAULT_TABLE_NAMES,
     OPTIONAL_MODELS,
@@ -337,13 +338,6 @@ class _Shared:
 # --- the store ------------------------------------------------------------------------------
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class SqlStore:
     """The `Store` port on SQLAlchemy async Core. Create with `connect()` or `from_engine()`."""
 
@@ -607,7 +601,7 @@ class SqlStore:
     async def update_chat(self, chat_id: str, values: Row) -> None:
         table, _ = await self._chat()
         self._check_columns(table, list(values))
-        await self._update(table, chat_id, {"updatedAt": _now(), **values})
+        await self._update(table, chat_id, {"updatedAt": utc_now(), **values})
 
     async def _update(self, table: Table, row_id: str, values: Row) -> None:
         if not values:
@@ -1038,7 +1032,7 @@ class SqlStore:
     async def update_agent_session(self, session_id: str, values: Row) -> None:
         s = self._t.agent_session
         self._check_columns(s, list(values))
-        await self._update(s, session_id, {"updatedAt": _now(), **values})
+        await self._update(s, session_id, {"updatedAt": utc_now(), **values})
 
     # -- administration (scoping, retention)
 

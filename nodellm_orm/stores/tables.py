@@ -13,9 +13,8 @@ SQLAlchemy too; `SqlStore` calls the same conversion functions directly on its h
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -33,89 +32,17 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
+from ..core import clock, jsoncodec
 from ..model import DEFAULT_TABLE_NAMES, TableNames, resolve_names
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
-
-def to_epoch_ms(value: datetime) -> int:
-    """A datetime (naive means UTC) as integer milliseconds since the Unix epoch."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return (value - _EPOCH) // _MS
-
-
-def to_iso_text(value: datetime) -> str:
-    """ISO-8601 UTC text with milliseconds, exactly as Prisma's JS driver adapters write it
-    (`Date.toISOString()` with `Z` as `+00:00`): fixed width, so text order is time order."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-def to_naive_utc(value: datetime) -> datetime:
-    """What PostgreSQL's TIMESTAMP(3) without time zone is given: UTC, no tzinfo."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value
-
-
-def to_utc(value: datetime) -> datetime:
-    """An aware UTC datetime (naive means UTC)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
-
-
-_fromisoformat = datetime.fromisoformat
-
-
-def from_db_datetime(value: Any) -> datetime | None:
-    """Epoch milliseconds, ISO-8601 text or a datetime (naive means UTC) -> aware UTC datetime.
-
-    Tested by exact type first, most frequent first: this runs once per row read (10,000
-    times for a 10,000-message chat), where an isinstance chain and `replace` cost more than
-    the parsing itself. ISO text with a `+00:00` or `Z` offset (what the store and Prisma's
-    JS adapters write) parses straight to UTC, and an aware UTC datetime (what the store's
-    PostgreSQL connections decode) is returned as it is.
-    """
-    kind = type(value)
-    if kind is str:
-        parsed = _fromisoformat(value)
-        tz = parsed.tzinfo
-        if tz is UTC:
-            return parsed
-        return parsed.replace(tzinfo=UTC) if tz is None else parsed.astimezone(UTC)
-    if kind is datetime:
-        when: datetime = value
-        tz = when.tzinfo
-        if tz is UTC:
-            return when
-        return when.replace(tzinfo=UTC) if tz is None else when.astimezone(UTC)
-    if kind is int:
-        return _EPOCH + timedelta(0, value // 1000, value % 1000 * 1000)
-    if value is None:
-        return None
-    if isinstance(value, int):  # bool, an int subclass
-        return _EPOCH + timedelta(milliseconds=value)
-    if isinstance(value, datetime):
-        return to_utc(value)
-    if isinstance(value, float):
-        return _EPOCH + timedelta(milliseconds=value)
-    if isinstance(value, str):
-        return from_db_datetime(str(value))
-    raise TypeError(f"cannot read a DateTime from {type(value).__name__}")
-
-
-def encode_json(value: Any, *, field: str = "metadata") -> str | None:
-    """JSON text for a Json field; raises before anything is written if it cannot be encoded."""
-    if value is None:
-        return None
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{field} must be JSON-serialisable: {exc}") from exc
+# The date-time conversions and the JSON codec are the core's; re-exported under the names the
+# stores use.
+encode_json = jsoncodec.encode
+from_db_datetime = clock.to_datetime
+to_epoch_ms = clock.to_epoch_ms
+to_iso_text = clock.iso_ms
+to_naive_utc = clock.naive_utc
+to_utc = clock.as_utc
 
 
 class SqliteDateTime(UserDefinedType[Any]):
@@ -158,11 +85,11 @@ class PrismaJson(TypeDecorator[Any]):
         return dialect.type_descriptor(_dialect(dialect).json_type())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        return encode_json(value) if _dialect(dialect).json_as_text else value
+        return encode_json(value, field="metadata") if _dialect(dialect).json_as_text else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if _dialect(dialect).json_as_text and isinstance(value, str):
-            return json.loads(value)
+            return jsoncodec.decode(value)
         return value
 
 

@@ -19,9 +19,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from nodellm_orm import Chat, Tool, create_chat, create_llm, load_chat
+from nodellm_orm.core.jsoncodec import decode_object as decode_raw
 from nodellm_orm.core.messages import ChatRequest, Message, StreamDelta
 from nodellm_orm.core.providers.base import Exchange
-from nodellm_orm.orm.history import PLACEHOLDER_RAW, decode_raw
+from nodellm_orm.orm.history import PLACEHOLDER_RAW
 from nodellm_orm.stores.base import Store
 from nodellm_orm.testing import FakeProvider
 
