@@ -23,7 +23,7 @@ from nodellm_orm import (
 from nodellm_orm.migrations.runner import SchemaMismatchError
 from nodellm_orm.stores.urls import async_url
 from nodellm_orm.testing import FakeProvider
-from tests.conftest import DEFAULT_TABLES, SqlBackend, renamed_ddl
+from tests.conftest import BACKENDS, DEFAULT_TABLES, SqlBackend, renamed_ddl
 
 NEWER = "20260301000000_rename_message_content"
 
@@ -204,3 +204,28 @@ async def test_usable_variants_of_the_types_bind_and_work(
     finally:
         await store.close()
     assert (await _rows(url))["LlmRequest"] == 1
+
+
+@pytest.mark.parametrize("backend_name", ["prisma-sqlite", "prisma-postgresql"])
+async def test_a_prisma_client_over_a_newer_database_fails_at_bind(
+    backend_name: str, tmp_path: Path, llm: LLM
+) -> None:
+    # The client was generated from the shipped schema; the database moved on since.
+    backend = BACKENDS[backend_name]
+    database = await backend.open(tmp_path, tables=None, chat_columns=())
+    try:
+        client = database.db
+        started = "1772323200000" if database.dialect == "sqlite" else "now()"
+        await client.execute_raw('ALTER TABLE "LlmMessage" RENAME COLUMN "content" TO "body"')
+        await client.execute_raw(
+            "INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, "
+            f"finished_at, applied_steps_count) VALUES ('m2', 'abc', '{NEWER}', {started}, "
+            f"{started}, 1)"
+        )
+        with pytest.raises(SchemaDriftError) as info:
+            await create_chat(client, llm)
+        _assert_names_the_drift(info.value)
+        rows = await client.query_raw('SELECT count(*) AS n FROM "LlmChat"')
+        assert int(rows[0]["n"]) == 0
+    finally:
+        await backend.close(database)

@@ -364,11 +364,14 @@ class PostgresDialect(SqlDialect):
     # The planner weighs the chatId and createdAt indexes from statistics.
     count_by_known = False
     finish_in_one_statement = True
+    # Cast to text: information_schema's own types (sql_identifier...) are not ones every
+    # client reads (Prisma's raw queries refuse them).
     tables_sql = (
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        "SELECT table_name::text FROM information_schema.tables "
+        "WHERE table_schema = current_schema()"
     )
     columns_sql = (
-        "SELECT column_name, data_type FROM information_schema.columns WHERE "
+        "SELECT column_name::text, data_type::text FROM information_schema.columns WHERE "
         "table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
     )
     # information_schema data types asyncpg sends each kind's values to, and reads them from,

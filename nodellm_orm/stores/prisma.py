@@ -52,7 +52,9 @@ from ..model import (
     columns,
 )
 from .base import StoreError, missing_name_error, near_misses, turn_rows
-from .tables import encode_json, from_db_datetime, to_epoch_ms
+from .dialects import dialect_for
+from .drift import MIGRATIONS_SQL, drift_error, drift_problems
+from .tables import build_tables, encode_json, from_db_datetime, to_epoch_ms
 
 __all__ = ["PrismaStore"]
 
@@ -169,7 +171,7 @@ class PrismaStore:
         return self._s.client
 
     async def bind(self, table_names: TableNames) -> PrismaStore:
-        return _bind(self._s, table_names)
+        return await _bind(self._s, table_names)
 
     async def chat_columns(self) -> frozenset[str]:
         return self._chat_cols
@@ -649,7 +651,7 @@ class _Unbound:
         return self._s.provider
 
     async def bind(self, table_names: TableNames) -> PrismaStore:
-        return _bind(self._s, table_names)
+        return await _bind(self._s, table_names)
 
     async def close(self) -> None:
         """The client is the user's: nothing to release."""
@@ -671,7 +673,7 @@ def _shared_for(client: Any) -> _Shared:
     return shared
 
 
-def _bind(shared: _Shared, table_names: TableNames) -> PrismaStore:
+async def _bind(shared: _Shared, table_names: TableNames) -> PrismaStore:
     wanted = dict(DEFAULT_DELEGATES)
     for key in wanted:
         given = getattr(table_names, key)
@@ -698,8 +700,35 @@ def _bind(shared: _Shared, table_names: TableNames) -> PrismaStore:
             )
         names[key] = attr
     store = PrismaStore(shared, names, absent)
+    await _check_columns(shared, store)
     shared.bound[cache_key] = store
     return store
+
+
+async def _check_columns(shared: _Shared, store: PrismaStore) -> None:
+    """SchemaDriftError unless the bound models' tables hold every column the store writes
+    (`drift.py`): the client was generated from a schema, the database may be at another
+    migration. One catalogue query per table, when a set of delegates is first bound."""
+    dialect = dialect_for(shared.provider)
+    physical = dict(store._tables)
+    tables = build_tables(physical)
+    wanted = [getattr(tables, k) for k in physical]
+    declared: dict[str, dict[str, str]] = {}
+    for table in wanted:
+        rows = await shared.client.query_raw(dialect.columns_sql, table.name)
+        declared[table.name] = {str(r[0]): str(r[1] or "") for r in map(_values, rows)}
+    problems = drift_problems(dialect, wanted, declared)
+    if problems:
+        existing = {str(_values(r)[0]) for r in await shared.client.query_raw(dialect.tables_sql)}
+        migrations = None
+        if "_prisma_migrations" in existing:
+            migrations = [_values(r) for r in await shared.client.query_raw(MIGRATIONS_SQL)]
+        raise drift_error(problems, dialect, migrations)
+
+
+def _values(row: Mapping[str, Any]) -> list[Any]:
+    """A query_raw row's values in column order."""
+    return list(row.values())
 
 
 def _model_fields(model: Any) -> frozenset[str]:

@@ -72,7 +72,6 @@ from ..model import (
     resolve_names,
 )
 from .base import (
-    SchemaDriftError,
     StoreError,
     missing_name_error,
     near_miss_note,
@@ -81,7 +80,8 @@ from .base import (
 )
 from .connection import Lease, Pool, Step
 from .dialects import SqlDialect, dialect_for_url, dialect_of
-from .tables import Tables, build_tables, column_kind, encode_json, from_db_datetime
+from .drift import MIGRATIONS_SQL, drift_error, drift_problems
+from .tables import Tables, build_tables, encode_json, from_db_datetime
 from .urls import async_url, engine_for_url, normalize_url
 
 if TYPE_CHECKING:
@@ -278,54 +278,20 @@ class _Shared:
             self.columns.pop(table, None)
             self.declared.pop(table, None)
 
-    async def check_columns(self, tables: Tables, models: Sequence[str]) -> None:
-        """Raise SchemaDriftError unless every column the store writes to those models' tables
-        exists with a type that holds its values (see `SqlDialect.holds`).
-
-        What a database at another migration looks like: a newer nodellm-orm's (a renamed
-        column) or the user's own. Checked when a store binds, so it fails there, naming each
-        table and column and the migration state, before anything is written; the columns
-        read here serve `chat_columns` too, so a bind costs one more trip, once.
-        """
-        by_model = {m: getattr(tables, m) for m in models}
-        await self.load_columns([t.name for t in by_model.values()])
-        problems: list[str] = []
-        for table in by_model.values():
-            live = self.declared[table.name]
-            for column in table.columns:
-                declared = live.get(column.name)
-                kind = column_kind(column)
-                if declared is None:
-                    problems.append(
-                        f"table {table.name!r}: column {column.name!r} does not exist"
-                        + near_miss_note([column.name], live)
-                    )
-                elif not self.dialect.holds(kind, declared):
-                    problems.append(
-                        f"table {table.name!r}: column {column.name!r} is {declared or 'untyped'}"
-                        f", which does not hold the {kind} values nodellm-orm writes"
-                    )
+    async def check_columns(self, tables: Sequence[Table]) -> None:
+        """Raise SchemaDriftError unless every column the store writes to `tables` exists
+        with a type that holds its values (`drift.py`). Run when a store binds, before
+        anything is written; the columns read here serve `chat_columns` too, so a bind costs
+        one more trip to the driver, once per set of tables."""
+        await self.load_columns([t.name for t in tables])
+        problems = drift_problems(self.dialect, tables, self.declared)
         if problems:
-            self.forget_columns([t.name for t in by_model.values()])
-            raise SchemaDriftError(
-                "the database's tables differ from what this nodellm-orm writes, so nothing "
-                "was written:\n  " + "\n  ".join(problems) + "\n" + await self.migration_state()
-            )
-
-    async def migration_state(self) -> str:
-        """What `_prisma_migrations` records (for an error about the schema)."""
-        from ..migrations.runner import MIGRATIONS_TABLE, describe_history, load_migrations
-
-        self.tables = None  # look again: the error must describe the database as it is now
-        rows = None
-        if MIGRATIONS_TABLE in await self.table_map():
-            sql = (
-                "SELECT migration_name, finished_at, rolled_back_at "
-                f'FROM "{MIGRATIONS_TABLE}" ORDER BY started_at'
-            )
-            (rows,) = await self.run([(sql, (), True)])
-        shipped = {m.name for m in load_migrations(self.name)}
-        return describe_history(rows, shipped)
+            self.forget_columns([t.name for t in tables])
+            self.tables = None  # look again: the error describes the database as it is now
+            migrations = None
+            if "_prisma_migrations" in await self.table_map():
+                (migrations,) = await self.run([(MIGRATIONS_SQL, (), True)])
+            raise drift_error(problems, self.dialect, migrations)
 
     async def close(self) -> None:
         if self.pool.closed:
@@ -415,7 +381,8 @@ class SqlStore:
                 # A minimal schema: reads see no rows; open_store refuses what would write.
                 absent[model] = name
             actual[model] = name
-        await self._s.check_columns(build_tables(actual), [m for m in actual if m not in absent])
+        tables = build_tables(actual)
+        await self._s.check_columns([getattr(tables, m) for m in actual if m not in absent])
         store = SqlStore(self._s, actual, checked=True, absent=absent)
         if self._s.write_datetime is None:
             await self._s.learn_datetime(actual["message"])
