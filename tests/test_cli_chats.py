@@ -275,3 +275,25 @@ def test_purge_refuses_a_bad_age_and_an_unknown_where_column(db_url: str) -> Non
     bad_where = run("chats", "purge", "--older-than", "1d", "--where", "tenant=x", "--url", db_url)
     assert bad_where.exit_code == 1 and "tenant" in bad_where.output
     assert _sql(db_url, 'SELECT id FROM "LlmChat"') == [("old-a",)]
+
+
+def test_chats_on_a_database_at_a_newer_migration_name_the_drift(db_url: str) -> None:
+    # A newer release's migration renamed a column the library writes, and is recorded.
+    started = "1772323200000" if db_url.startswith("sqlite") else "now()"
+    _sql(db_url, 'ALTER TABLE "LlmMessage" RENAME COLUMN "content" TO "body"')
+    _sql(
+        db_url,
+        "INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, finished_at, "
+        f"applied_steps_count) VALUES ('m2', 'abc', '20260301000000_newer', {started}, "
+        f"{started}, 1)",
+    )
+    listed = run("chats", "list", "--url", db_url)
+    assert listed.exit_code == 1
+    assert "table 'LlmMessage': column 'content' does not exist" in listed.output
+    assert "20260301000000_newer (applied, not shipped by this nodellm-orm)" in listed.output
+    assert "to create the tables" not in listed.output  # migrating would not help
+    imported = run("chats", "import", "-", "--url", db_url, stdin=_document(("c1", OLD, None)))
+    assert imported.exit_code == 1
+    assert "missing column 'content'" in imported.output
+    assert "20260301000000_newer (applied, not shipped" in imported.output
+    assert _sql(db_url, 'SELECT count(*) FROM "LlmChat"') == [(0,)]
