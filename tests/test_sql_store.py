@@ -257,6 +257,22 @@ async def test_update_and_delete_message(store: SqlStore) -> None:
     assert await store.count_messages(cid) == 0
 
 
+async def test_unknown_columns_are_refused_every_time(store: SqlStore) -> None:
+    """Rows of a shape already written pass; a key that is no column is refused each time,
+    whichever call carries it, and nothing of that call is written."""
+    cid = str(uuid.uuid4())
+    await store.create_chat(chat_row(cid))
+    for i in range(2):
+        await store.insert_messages([msg(cid, f"ok{i}", ms(i))])
+        with pytest.raises(StoreError, match="'bogus'"):
+            await store.insert_messages([msg(cid, f"bad{i}", ms(i)), msg(cid, "x", ms(i), bogus=1)])
+        with pytest.raises(StoreError, match="'bogus'"):
+            await store.begin_turn(cid, [msg(cid, f"turn{i}", ms(i), bogus=1)])
+        with pytest.raises(StoreError, match="'bogus'"):
+            await store.finish_turn(f"ok{i}", {"content": "a", "bogus": 2}, [])
+    assert [m.id for m in await store.list_messages(cid)] == ["ok0", "ok1"]
+
+
 async def test_tool_calls(store: SqlStore) -> None:
     cid = str(uuid.uuid4())
     await store.create_chat(chat_row(cid))

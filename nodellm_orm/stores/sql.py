@@ -91,6 +91,8 @@ __all__ = ["SqlStore", "connect", "normalize_url"]
 
 # Ids bound per statement by the administration queries (well inside every driver's limit).
 _ID_CHUNK = 500
+# Row shapes (table, keys set) whose columns a store remembers as checked.
+_SHAPES_REMEMBERED = 256
 
 _JSON_FIELDS = frozenset({"metadata"})
 _CHAT_FIELDS = columns(ChatRecord)
@@ -329,6 +331,10 @@ class SqlStore:
             shared.write_datetime or shared.dialect.datetime_writer(None)
         )
         self._json_text = shared.dialect.json_as_text
+        # (table, the keys rows set) -> those keys in table order, checked: every turn writes
+        # rows of the same few shapes, and checking each key against the table's columns
+        # cost more than building the statement's parameters.
+        self._shapes: dict[tuple[Table, tuple[str, ...]], list[str]] = {}
 
     # -- construction
 
@@ -452,8 +458,21 @@ class SqlStore:
         keys: dict[str, None] = {}
         for r in rows:
             keys.update(dict.fromkeys(r))
-        self._check_columns(table, list(keys))
-        return [c for c in table.c.keys() if c in keys]  # noqa: SIM118
+        return self._columns_of(table, tuple(keys))
+
+    def _columns_of(self, table: Table, keys: tuple[str, ...]) -> list[str]:
+        """`keys` in table order, each checked to be a column of `table` (StoreError names the
+        others). Remembered per shape; the list returned is shared, never to be changed."""
+        shape = (table, keys)
+        cols = self._shapes.get(shape)
+        if cols is None:
+            self._check_columns(table, keys)
+            present = set(keys)
+            cols = [c for c in table.c.keys() if c in present]  # noqa: SIM118
+            if len(self._shapes) >= _SHAPES_REMEMBERED:
+                self._shapes.clear()  # rows of ever new shapes: keep the memo bounded
+            self._shapes[shape] = cols
+        return cols
 
     def _insert_shape(self, table: Table, cols: list[str], n: int) -> _Sql:
         def build() -> ClauseElement:
@@ -659,8 +678,7 @@ class SqlStore:
         keys: dict[str, None] = {}
         for r in enc:
             keys.update(dict.fromkeys(r))
-        self._check_columns(m, list(keys))
-        cols = [c for c in m.c.keys() if c in keys and c != "chatId"]  # noqa: SIM118
+        cols = [c for c in self._columns_of(m, tuple(keys)) if c != "chatId"]
         n = len(enc)
         # The schema has no (chatId, createdAt) index, so "rows after the cursor" costs either
         # the chat's size (chatId index) or everything written since the cursor, by any chat
@@ -845,7 +863,7 @@ class SqlStore:
 
     async def finish_turn(self, message_id: str, values: Row, requests: Sequence[Row]) -> None:
         m, rq = self._t.message, self._t.request
-        self._check_columns(m, list(values))
+        self._columns_of(m, tuple(values))
         enc_values = self._encode(values)
         enc_reqs = [self._encode(r) for r in requests]
         if not enc_reqs:
