@@ -45,7 +45,7 @@ from .model import (
     ToolCallRecord,
 )
 from .stores import open_store
-from .stores.base import Store
+from .stores.base import Store, near_miss_note
 
 __all__ = [
     "FORMAT",
@@ -374,7 +374,9 @@ class _Importer:
         unknown = sorted(k for k in data if k not in allowed)
         if unknown:
             raise self.reader.fail(
-                where, f"{label}: unknown field(s) {', '.join(map(repr, unknown))}"
+                where,
+                f"{label}: unknown field(s) {', '.join(map(repr, unknown))}"
+                + near_miss_note(unknown, allowed),
             )
         out: dict[str, Any] = {}
         for name, field in spec.items():

@@ -151,3 +151,28 @@ async def test_postgresql_writes_the_exact_column_beside_a_lower_case_one(
         assert [tuple(r) for r in rows] == [(None, "alice")]
     finally:
         await store.close()
+
+
+async def test_an_import_field_differing_in_case_only_is_named_in_the_error(
+    dialect: str, tmp_path: Path
+) -> None:
+    import json
+
+    from nodellm_orm.transfer import TransferError, import_chats
+
+    store = await connect(await _empty(dialect, tmp_path))
+    try:
+        await _run(store, 'ALTER TABLE "LlmChat" ADD COLUMN "userId" TEXT')
+        when = "2026-01-01T00:00:00Z"
+        chat = {"id": "c1", "createdAt": when, "updatedAt": when, "userid": "alice"}
+        lines = [
+            json.dumps({"format": "nodellm-orm/chats", "version": 2}),
+            json.dumps({"chat": chat}),
+        ]
+        with pytest.raises(TransferError) as info:
+            await import_chats(store, lines)
+        assert "unknown field(s) 'userid'" in str(info.value)
+        assert "'userId' differs from 'userid' only in letter case" in str(info.value)
+        assert await _count(store, "LlmChat") == 0
+    finally:
+        await store.close()
