@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from nodellm_orm import LLM, SqlStore, StoreError, connect, create_chat, load_chat
+from nodellm_orm.migrations.runner import MigrationError
 from nodellm_orm.testing import FakeProvider
 from tests.conftest import DEFAULT_TABLES, SqlBackend, renamed_ddl
 
@@ -176,3 +177,30 @@ async def test_an_import_field_differing_in_case_only_is_named_in_the_error(
         assert await _count(store, "LlmChat") == 0
     finally:
         await store.close()
+
+
+async def test_migrating_beside_tables_differing_in_case_only(
+    lowercase_only: SqlStore, dialect: str, llm: LLM
+) -> None:
+    url = await _url_of(lowercase_only)
+    if dialect == "sqlite":
+        # SQLite takes llmchat for "LlmChat": adopting it would pick the near miss, so the
+        # migration refuses, naming it, and writes nothing.
+        with pytest.raises(MigrationError) as info:
+            await connect(url)
+        text = str(info.value)
+        assert "'LlmChat' (for chat): 'llmchat' differs only in letter case" in text
+        assert "'LlmMessage' (for message): 'llmmessage'" in text
+        (rows,) = await _run(lowercase_only, "SELECT name FROM sqlite_master WHERE type='table'")
+        assert sorted(r[0] for r in rows) == sorted(LOWER.values())
+        return
+    # PostgreSQL: the shipped tables are created beside the lower-case ones, which stay as
+    # they were, and the default names use them.
+    store = await connect(url)
+    try:
+        chat = await create_chat(store, llm)
+        await chat.ask("Hello")
+    finally:
+        await store.close()
+    assert await _count(lowercase_only, "LlmChat") == 1
+    assert await _count(lowercase_only, "llmchat") == 0

@@ -43,6 +43,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..core.clock import to_datetime, to_epoch_ms, utc_now
 from ..model import DEFAULT_TABLE_NAMES
+from ..stores.base import near_misses
+from ..stores.dialects import dialect_for
 from ..stores.urls import engine_for_url, postgres_schema
 from .compare import SchemaState, inspect_schema
 from .rename import rename_identifiers
@@ -423,6 +425,7 @@ async def _migrate(
                 if await _apply(conn, provider, migration, script, record=True):
                     applied.append(migration.name)
 
+    await _refuse_case_clashes(conn, provider, names)
     state = await inspect_schema(conn, provider, names)
     if state.all_absent:
         if not has_table:
@@ -491,6 +494,29 @@ def describe_history(rows: Sequence[tuple[str, Any, Any]] | None, shipped: Colle
             "migrations (keep the columns nodellm-orm writes)."
         )
     return text
+
+
+async def _refuse_case_clashes(conn: AsyncConnection, provider: str, names: dict[str, str]) -> None:
+    """On a database that folds identifier case (SQLite), a table differing from a wanted one
+    in case only (`llmchat` for `LlmChat`) would be adopted as it, or block its creation:
+    refuse, naming it, as the stores do (names are exact everywhere)."""
+    dialect = dialect_for(provider)
+    if not dialect.folds_identifier_case:
+        return  # PostgreSQL: "LlmChat" is created beside llmchat, which stays untouched
+    existing = {str(r[0]) for r in (await conn.exec_driver_sql(dialect.tables_sql)).all()}
+    clashes = [
+        f"{name!r} (for {model}): {', '.join(map(repr, near_misses(name, existing)))} "
+        "differs only in letter case"
+        for model, name in names.items()
+        if name not in existing and near_misses(name, existing)
+    ]
+    if clashes:
+        raise MigrationError(
+            "tables differ from the wanted names in letter case only, and names are matched "
+            "exactly (nothing was written): "
+            + "; ".join(clashes)
+            + ". Rename those tables, or pass their names as table_names."
+        )
 
 
 def _absent(state: SchemaState) -> list[str]:

@@ -80,6 +80,8 @@ class SqlDialect:
     # type) rows (one parameter: the table's exact name).
     tables_sql: ClassVar[str]
     columns_sql: ClassVar[str]
+    # The database takes `llmchat` for `"LlmChat"` even quoted, so only one of them can exist.
+    folds_identifier_case: ClassVar[bool]
 
     def holds(self, kind: str, declared: str) -> bool:
         """Whether a column declared `declared` holds what the store writes to a column of
@@ -217,6 +219,7 @@ class SqliteDialect(SqlDialect):
     finish_in_one_statement = False
     tables_sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
     columns_sql = "SELECT name, type FROM pragma_table_info(?) ORDER BY cid"
+    folds_identifier_case = True
 
     # SQLite stores any value in any column, converted by the declared type's affinity
     # (https://sqlite.org/datatype3.html, 3.1): which affinities keep each kind's values as
@@ -374,6 +377,7 @@ class PostgresDialect(SqlDialect):
         "SELECT column_name::text, data_type::text FROM information_schema.columns WHERE "
         "table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
     )
+    folds_identifier_case = False
     # information_schema data types asyncpg sends each kind's values to, and reads them from,
     # as the store expects. smallint cannot hold token counts; timestamp with time zone wants
     # aware datetimes, the store sends naive UTC.
