@@ -1,12 +1,22 @@
-"""Fixtures shared by the suite: the backends every behaviour test runs on, and a fake LLM.
+"""Fixtures shared by the suite: the backend registry every behaviour test runs on, and a fake LLM.
 
-`backend` is parametrised over every storage backend available here:
+The backends (`BACKENDS`):
 - sql-sqlite: always (a fresh SQLite file per test);
-- sql-postgresql: when a PostgreSQL server is available (CI starts one; locally one is
-  started from the installed binaries), a fresh database per test;
-- prisma-sqlite / prisma-postgresql: when the query-engine stand-in is installed
-  (tools/query-engine), a prisma-client-py client per test.
-Under CI (CI=true) a backend that cannot run fails the run instead of being skipped.
+- sql-postgresql: a fresh database per test on the server of tests/support/postgres.py
+  ($NODELLM_TEST_PG_URL, else a throwaway cluster started on first use, by a fixture: never
+  when a module is imported);
+- prisma-sqlite / prisma-postgresql: a prisma-client-py client per test, served by the
+  query-engine stand-in (tools/query-engine); marked `toolchain`.
+
+Which run is chosen in one place: `pytest --backends sql-sqlite,sql-postgresql` or
+$NODELLM_TEST_BACKENDS (the option wins; default all four). Every test that runs on a backend
+says so with a `backend(NAME)` mark, which the parameter lists below carry (`backend_params`,
+`sql_dialects`, `prisma_dialects`); a test whose backend is not chosen is deselected. A test
+that needs the PostgreSQL server without being parametrised asks `postgres_server()`.
+Under CI (CI=true) a chosen backend that cannot run fails the run instead of being skipped.
+
+Markers (pyproject): `toolchain` for tests that drive npm/node, Prisma's CLI or engine, a
+browser or mypy (`-m "not toolchain"` leaves the quick Python suite).
 """
 
 from __future__ import annotations
@@ -103,11 +113,7 @@ class SqlBackend:
     async def url(self, tmp_path: Path) -> str:
         if self.dialect == "sqlite":
             return f"sqlite:///{tmp_path / 'test.db'}"
-        server = postgres_url()
-        if server is None:
-            unavailable("no PostgreSQL server available")
-            raise AssertionError  # unreachable: unavailable() raises
-        return await create_database(server)
+        return await create_database(postgres_server())
 
     async def open(
         self, tmp_path: Path, *, tables: dict[str, str] | None, chat_columns: Sequence[str]
@@ -235,7 +241,100 @@ BACKENDS: dict[str, Backend] = {
 }
 
 
-@pytest.fixture(params=list(BACKENDS))
+BACKENDS_ENV = "NODELLM_TEST_BACKENDS"
+# The chosen backends: set by pytest_configure from --backends / $NODELLM_TEST_BACKENDS.
+_chosen: tuple[str, ...] = tuple(BACKENDS)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backends",
+        default=None,
+        metavar="NAME,...",
+        help=f"storage backends to test on, comma-separated (default ${BACKENDS_ENV}, else all: "
+        f"{','.join(BACKENDS)})",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _chosen
+    option = config.getoption("--backends")
+    raw = option if option is not None else os.environ.get(BACKENDS_ENV, "")
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if option is not None and not names:
+        raise pytest.UsageError("--backends: name at least one backend")
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        source = "--backends" if option is not None else f"${BACKENDS_ENV}"
+        raise pytest.UsageError(
+            f"{source}: unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}"
+        )
+    _chosen = tuple(names) if names else tuple(BACKENDS)
+
+
+def chosen_backends() -> tuple[str, ...]:
+    return _chosen
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the tests marked for a backend that was not chosen."""
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        marked = {m.args[0] for m in item.iter_markers("backend")}
+        (keep if marked <= set(_chosen) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def _param(value: str, backend: str) -> Any:
+    marks = [pytest.mark.backend(backend)]
+    if backend.startswith("prisma-"):
+        marks.append(pytest.mark.toolchain)
+    return pytest.param(value, marks=marks, id=value)
+
+
+def backend_params(names: Sequence[str] = tuple(BACKENDS)) -> list[Any]:
+    """Backend names as parameters, each marked with its backend."""
+    return [_param(name, name) for name in names]
+
+
+SQL_BACKENDS = ("sql-sqlite", "sql-postgresql")
+
+
+def on_backends(*names: str) -> pytest.MarkDecorator:
+    """Run a test of the `backend` (or `database`) fixture on these backends only, when its
+    subject is one backend's: the others are not set up just to be skipped."""
+    return pytest.mark.parametrize("backend", backend_params(names), indirect=True)
+
+
+def sql_dialects() -> list[Any]:
+    """ "sqlite" and "postgresql" as parameters of a test of the sql backend."""
+    return [_param(d, f"sql-{d}") for d in ("sqlite", "postgresql")]
+
+
+def prisma_dialects() -> list[Any]:
+    """ "sqlite" and "postgresql" as parameters of a test of the prisma backend."""
+    return [_param(d, f"prisma-{d}") for d in ("sqlite", "postgresql")]
+
+
+def postgres_server() -> str:
+    """The test PostgreSQL server's URL, the cluster started on first use.
+
+    Skips when no PostgreSQL backend is chosen; a server that cannot be had skips, or under CI
+    fails the test.
+    """
+    if not any(name.endswith("-postgresql") for name in _chosen):
+        pytest.skip("no PostgreSQL backend among the chosen backends")
+    server = postgres_url()
+    if server is None:
+        unavailable("no PostgreSQL server available")
+        raise AssertionError  # unreachable: unavailable() raises
+    return server
+
+
+@pytest.fixture(params=backend_params())
 def backend(request: pytest.FixtureRequest) -> Backend:
     return BACKENDS[request.param]
 

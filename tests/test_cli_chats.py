@@ -16,8 +16,8 @@ from click.testing import CliRunner, Result
 from sqlalchemy.engine import make_url
 
 from nodellm_orm.cli import main
-from tests.conftest import unavailable
-from tests.support.postgres import fresh_database, postgres_url
+from tests.conftest import postgres_server, sql_dialects
+from tests.support.postgres import fresh_database
 
 SECRET = "hunter2-s3cret"
 
@@ -36,10 +36,7 @@ def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None)
 def pg_url_with_password() -> Iterator[str]:
     """A migrated PostgreSQL database, as a plain postgresql:// URL carrying a password
     (the test server trusts every connection, so the password is only there to be leaked)."""
-    server = postgres_url()
-    if server is None:
-        unavailable("no PostgreSQL server available")
-        raise AssertionError
+    server = postgres_server()
     url = make_url(fresh_database(server))
     plain = url.set(drivername="postgresql", password=SECRET)
     text = plain.render_as_string(hide_password=False)
@@ -81,17 +78,14 @@ def test_mask_urls() -> None:
 # ---- import from stdin, export errors, purge (issue 11 points 3 and 5, through the CLI) ------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=sql_dialects())
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated database, on an SQLite file or on the PostgreSQL server, whose chat table
     has a custom `userId` column (for --where)."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'chats.db'}"
     else:
-        server = postgres_url()
-        if server is None:
-            unavailable("no PostgreSQL server available")
-            raise AssertionError
+        server = postgres_server()
         url = fresh_database(server)
     assert run("migrate", "--url", url).exit_code == 0
     _sql(url, 'ALTER TABLE "LlmChat" ADD COLUMN "userId" TEXT')

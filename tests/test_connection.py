@@ -30,10 +30,10 @@ from nodellm_orm import SqlStore, TableNames, Tool, connect, create_chat, create
 from nodellm_orm.orm.history import PLACEHOLDER_RAW
 from nodellm_orm.stores import StoreError
 from nodellm_orm.testing import FakeProvider
-from tests.support.postgres import create_database, drop_database, postgres_url
+from tests.conftest import postgres_server, sql_dialects, unavailable
+from tests.support.postgres import create_database, drop_database
 
-PG_SERVER = postgres_url()
-DIALECTS = ["sqlite", "postgresql"]
+DIALECTS = sql_dialects()
 
 
 def _admin_dsn(url: str) -> tuple[str, str]:
@@ -76,9 +76,7 @@ async def database(dialect: str, tmp_path: Path) -> AsyncIterator[str]:
     if dialect == "sqlite":
         yield f"sqlite:///{tmp_path / 'conn.db'}"
         return
-    if PG_SERVER is None:
-        pytest.skip("no PostgreSQL server available")
-    url = await create_database(PG_SERVER, prefix="conn")
+    url = await create_database(postgres_server(), prefix="conn")
     try:
         yield url
     finally:
@@ -444,7 +442,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Generator[Cluster, None
 
     bindir = find_bindir()
     if bindir is None:
-        pytest.skip("no PostgreSQL binaries to start a throwaway cluster")
+        unavailable("no PostgreSQL binaries to start a throwaway cluster")
     root = Path(tempfile.mkdtemp(prefix="nodellm-restart-"))
     try:
         made = Cluster(bindir, root)
@@ -458,6 +456,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Generator[Cluster, None
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.backend("sql-postgresql")
 async def test_server_restart(cluster: Cluster) -> None:
     url = await create_database(cluster.url, prefix="restart")
     store = await connect(url)

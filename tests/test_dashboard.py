@@ -26,19 +26,17 @@ from nodellm_orm.cli import main
 from nodellm_orm.dashboard import DashboardError, create_app
 from nodellm_orm.stores.tables import from_db_datetime
 from nodellm_orm.stores.urls import async_url
-from tests.conftest import unavailable
+from tests.conftest import postgres_server, sql_dialects
 from tests.support.dashboard_seed import Seeded, long_chat, seed, sql
-from tests.support.postgres import create_database, postgres_url
+from tests.support.postgres import create_database
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=sql_dialects())
 async def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Seeded:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'dash.db'}"
     else:
-        server = postgres_url()
-        if server is None:
-            unavailable("no PostgreSQL server")
+        server = postgres_server()
         assert server is not None
         url = await create_database(server, prefix="dash")
     return await seed(url)

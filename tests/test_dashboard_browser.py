@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import unavailable
+from tests.conftest import postgres_server, sql_dialects, unavailable
 from tests.support import browser
 from tests.support.dashboard_seed import Seeded, long_chat, seed, sql
-from tests.support.postgres import create_database, postgres_url
+from tests.support.postgres import create_database
+
+pytestmark = pytest.mark.toolchain
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +34,12 @@ def driver() -> Iterator[Any]:
         yield d
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=sql_dialects())
 async def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Seeded:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'dash.db'}"
     else:
-        server = postgres_url()
-        if server is None:
-            unavailable("no PostgreSQL server")
+        server = postgres_server()
         assert server is not None
         url = await create_database(server, prefix="dashb")
     return await seed(url)

@@ -13,12 +13,12 @@ import pytest
 from nodellm_orm import LLM, SqlStore, StoreError, connect, create_chat, load_chat
 from nodellm_orm.migrations.runner import MigrationError
 from nodellm_orm.testing import FakeProvider
-from tests.conftest import DEFAULT_TABLES, SqlBackend, renamed_ddl
+from tests.conftest import DEFAULT_TABLES, SqlBackend, renamed_ddl, sql_dialects
 
 LOWER = {k: v.lower() for k, v in DEFAULT_TABLES.items()}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=sql_dialects())
 def dialect(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

@@ -46,6 +46,7 @@ def test_the_readme_quickstart_is_examples_quickstart() -> None:
     assert snippet == (EXAMPLES / "quickstart.py").read_text(encoding="utf-8")
 
 
+@pytest.mark.toolchain
 def test_the_quickstart_passes_mypy_strict(tmp_path: Path) -> None:
     done = subprocess.run(
         [

@@ -38,13 +38,21 @@ from nodellm_orm.migrations.runner import split_sqlite_script
 from nodellm_orm.stores import StoreError
 from nodellm_orm.stores.urls import engine_for_url
 from nodellm_orm.testing import FakeProvider
-from tests.conftest import PrismaBackend, unavailable
-from tests.support.postgres import create_database, drop_database, postgres_url
+from tests.conftest import (
+    PrismaBackend,
+    postgres_server,
+    prisma_dialects,
+    sql_dialects,
+    unavailable,
+)
+from tests.support.postgres import create_database, drop_database
 from tests.support.prisma_engine import (
     connected_prisma,
     engine_unavailable_reason,
     prisma_database_url,
 )
+
+pytestmark = pytest.mark.toolchain
 
 
 class Weather(Tool):
@@ -66,7 +74,7 @@ class Pair:
     prisma: Any
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=prisma_dialects())
 async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Pair]:
     dialect: str = request.param
     reason = engine_unavailable_reason()
@@ -75,10 +83,7 @@ async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
     if dialect == "sqlite":
         url = f"sqlite:///{tmp_path / 'shared.db'}"
     else:
-        server = postgres_url()
-        if server is None:
-            unavailable("no PostgreSQL server available")
-            raise AssertionError  # unreachable
+        server = postgres_server()
         url = await create_database(server, prefix="interop")
     # connect() runs the migration runner: the database is what `nodellm-orm migrate` makes.
     sql = await connect(url, migrate=True)
@@ -210,16 +215,13 @@ async def test_rows_after_a_cursor_span_both_timestamp_forms(
 # --- databases made elsewhere: minimal schemas, custom names --------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=sql_dialects())
 async def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database (SQLite file or a fresh PostgreSQL database)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'made-elsewhere.db'}"
         return
-    server = postgres_url()
-    if server is None:
-        unavailable("no PostgreSQL server available")
-        raise AssertionError  # unreachable
+    server = postgres_server()
     url = await create_database(server, prefix="interop")
     try:
         yield url

@@ -43,8 +43,10 @@ from nodellm_orm import (
 )
 from nodellm_orm.migrations import load_migrations
 from nodellm_orm.testing import FakeProvider
-from tests.conftest import unavailable
-from tests.support.postgres import create_database, drop_database, postgres_url
+from tests.conftest import postgres_server, sql_dialects, unavailable
+from tests.support.postgres import create_database, drop_database
+
+pytestmark = pytest.mark.toolchain
 
 JS_DIR = Path(__file__).resolve().parent.parent / "tools" / "js-interop"
 
@@ -148,16 +150,13 @@ class Database:
     js_url: str  # for the JS adapter
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=sql_dialects())
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     if request.param == "sqlite":
         path = tmp_path / "shared.db"
         yield Database("sqlite", f"sqlite:///{path}", str(path))
         return
-    server = postgres_url()
-    if server is None:
-        unavailable("no PostgreSQL server available")
-        raise AssertionError  # unreachable
+    server = postgres_server()
     url = await create_database(server, prefix="jsinterop")
     plain = url.replace("postgresql+asyncpg://", "postgresql://")
     try:

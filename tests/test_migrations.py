@@ -41,11 +41,8 @@ from nodellm_orm.migrations.rename import rename_identifiers
 from nodellm_orm.migrations.runner import split_sqlite_script
 from nodellm_orm.schema import schema_for
 from nodellm_orm.stores.urls import async_url
-from tests.conftest import unavailable
-from tests.support.postgres import create_database, postgres_url
-
-PG_URL = postgres_url()
-PROVIDERS = ["sqlite", "postgresql"]
+from tests.conftest import postgres_server, sql_dialects
+from tests.support.postgres import create_database
 
 
 @dataclass
@@ -55,15 +52,13 @@ class Db:
     url: str
 
 
-@pytest.fixture(params=PROVIDERS)
+@pytest.fixture(params=sql_dialects())
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Db]:
     provider: str = request.param
     if provider == "sqlite":
         url = "sqlite+aiosqlite:///" + str(tmp_path / "app.db")
     else:
-        if PG_URL is None:
-            unavailable("no PostgreSQL server available")
-        url = await create_database(PG_URL, prefix="mig")
+        url = await create_database(postgres_server(), prefix="mig")
     engine = create_async_engine(url)
     try:
         yield Db(provider, engine, url)
@@ -540,9 +535,7 @@ async def test_concurrent_runners_apply_once(tmp_path: Path) -> None:
 
 
 async def test_migrate_url_honours_prisma_schema_parameter() -> None:
-    if PG_URL is None:
-        unavailable("no PostgreSQL server available")
-    url = await create_database(PG_URL, prefix="mig")
+    url = await create_database(postgres_server(), prefix="mig")
     prisma_style = url.replace("postgresql+asyncpg://", "postgresql://") + "?schema=llm"
     assert (await migrate_url(prisma_style)).applied == [load_migrations("postgresql")[0].name]
     engine = create_async_engine(url)

@@ -21,7 +21,7 @@ from nodellm_orm import (
 )
 from nodellm_orm.core.providers.base import RetryPolicy
 from nodellm_orm.testing import FakeProvider, FakeResponse
-from tests.conftest import Database
+from tests.conftest import Database, on_backends
 
 
 class Weather(Tool):
@@ -468,11 +468,11 @@ async def test_a_turn_in_flight_elsewhere_is_read_once_it_has_ended(
     assert sent == ["from A", "Answer to A.", "from B", "Answer to B.", "B again"]
 
 
+# Only SQLite's count check notices deletions (PostgreSQL counts new rows).
+@on_backends("sql-sqlite", "prisma-sqlite")
 async def test_rows_deleted_elsewhere_leave_the_history_on_sqlite(
     database: Database, llm: LLM, fake: FakeProvider
 ) -> None:
-    if database.dialect != "sqlite":
-        pytest.skip("only SQLite's count check notices deletions (PostgreSQL counts new rows)")
     chat = await create_chat(database.db, llm)
     await chat.ask("forget me")
     await chat.ask("keep me")

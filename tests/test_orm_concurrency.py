@@ -13,7 +13,7 @@ import pytest
 
 from nodellm_orm import Agent, connect, create_agent_session, create_chat, create_llm, load_chat
 from nodellm_orm.testing import FakeProvider
-from tests.conftest import Database, SqlBackend
+from tests.conftest import SQL_BACKENDS, Database, SqlBackend, on_backends, sql_dialects
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,9 +42,8 @@ def sent(fake: FakeProvider) -> list[tuple[str, str | None]]:
     return [(m.role, m.content) for m in fake.requests[-1].messages]
 
 
+@on_backends(*SQL_BACKENDS)  # the late insert is staged through the sql store
 async def test_a_turn_that_lands_late_reaches_the_other_writer(database: Database) -> None:
-    if database.backend.startswith("prisma"):
-        pytest.skip("the late insert is staged through the sql store")
     fake_a, fake_b = FakeProvider(), FakeProvider()
     created = await create_chat(database.db, create_llm(provider=fake_a))
     a = await load_chat(database.db, create_llm(provider=fake_a), created.id)
@@ -107,7 +106,7 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("dialect", sql_dialects())
 async def test_turns_of_two_processes_never_interleave(dialect: str, tmp_path: Path) -> None:
     url = await SqlBackend(dialect).url(tmp_path)
     db = await connect(url, migrate=True)

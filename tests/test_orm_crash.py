@@ -14,7 +14,7 @@ import pytest
 
 from nodellm_orm import TableNames, connect, create_llm, load_chat
 from nodellm_orm.testing import FakeProvider
-from tests.conftest import SqlBackend
+from tests.conftest import SqlBackend, sql_dialects
 
 SCRIPT = """
 import asyncio, sys
@@ -32,7 +32,7 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("dialect", sql_dialects())
 async def test_kill_during_the_provider_call(dialect: str, tmp_path: Path) -> None:
     url = await SqlBackend(dialect).url(tmp_path)
     proc = subprocess.Popen(

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Database
+from tests.conftest import SQL_BACKENDS, Database, on_backends
 from tests.support.faults import KINDS, MODES, sweep
 
 
+# Swept on the sql backends: the sweep injects its faults through the sql store.
+@on_backends(*SQL_BACKENDS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_turn_failing_at_any_point_leaves_one_story(
     database: Database, kind: str, mode: str
 ) -> None:
-    if database.backend.startswith("prisma"):
-        pytest.skip("swept on the sql backends")
     outcomes = await sweep(database.db, kind, mode)
     assert len(outcomes) >= 5
     bad = [o for o in outcomes if o.lost or o.inconsistent]

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from nodellm_orm import Tool, Usage, create_chat, create_llm, load_chat
 from nodellm_orm.testing import FakeProvider
-from tests.conftest import Database
+from tests.conftest import SQL_BACKENDS, Database, on_backends
 
 DIRTY = "a\x00b\ud83dc"
 CLEAN = "a\ufffdb\ufffdc"
@@ -33,10 +33,9 @@ def sent(fake: FakeProvider) -> list[tuple[str, str | None]]:
     return [(m.role, m.content) for m in fake.requests[-1].messages]
 
 
-@pytest.fixture(autouse=True)
-def _sql_backends(database: Database) -> None:
-    if database.backend.startswith("prisma"):
-        pytest.skip("checked on the sql backends")
+# Checked on the sql backends (the rule is the ORM's; triggers are installed through the sql
+# store): every test here takes the `database` fixture.
+pytestmark = on_backends(*SQL_BACKENDS)
 
 
 async def test_nul_and_lone_surrogates_become_replacement_characters(database: Database) -> None:
@@ -132,8 +131,6 @@ REFUSE = {
 async def test_a_refused_end_of_turn_keeps_requests_and_marks_the_row_failed(
     database: Database, tools: bool
 ) -> None:
-    if database.backend.startswith("prisma"):
-        pytest.skip("the trigger is installed through the sql store")
     async with database.db.engine.begin() as conn:
         for statement in REFUSE[database.dialect]:
             await conn.exec_driver_sql(statement)

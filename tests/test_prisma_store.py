@@ -19,7 +19,7 @@ from nodellm_orm.orm.ids import new_id, utc_now
 from nodellm_orm.stores import open_store
 from nodellm_orm.stores.prisma import PrismaStore
 from nodellm_orm.testing import FakeProvider
-from tests.conftest import BACKENDS, Database
+from tests.conftest import BACKENDS, Database, backend_params
 
 
 class Clock(Tool):
@@ -33,7 +33,7 @@ class Clock(Tool):
         return f"12:00 in {params.zone}"
 
 
-@pytest.fixture(params=["prisma-sqlite", "prisma-postgresql"])
+@pytest.fixture(params=backend_params(["prisma-sqlite", "prisma-postgresql"]))
 async def prisma_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     backend = BACKENDS[request.param]
     opened = await backend.open(tmp_path, tables=None, chat_columns=())

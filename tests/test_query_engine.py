@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import migration_sql, unavailable
-from tests.support.postgres import postgres_url
+from tests.conftest import migration_sql, postgres_server, prisma_dialects
 from tests.support.prisma_engine import (
     connected_prisma,
     engine_unavailable_reason,
@@ -30,7 +29,7 @@ from tests.support.prisma_engine import (
 _reason = engine_unavailable_reason()
 if _reason is not None and os.environ.get("CI"):
     raise RuntimeError(f"query engine stand-in unavailable in CI: {_reason}")
-pytestmark = pytest.mark.skipif(_reason is not None, reason=_reason or "")
+pytestmark = [pytest.mark.toolchain, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
 
 
 def _ddl(provider: str) -> str:
@@ -62,8 +61,7 @@ def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def _postgres_database() -> tuple[str, Callable[[], Awaitable[None]]]:
     import asyncpg  # type: ignore[import-untyped]
 
-    server = postgres_url()
-    assert server is not None
+    server = postgres_server()
     admin_url = prisma_database_url(server)
     name = f"qe_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(admin_url)
@@ -80,7 +78,7 @@ async def _postgres_database() -> tuple[str, Callable[[], Awaitable[None]]]:
     return f"{base}/{name}", drop
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=prisma_dialects())
 async def qe(
     request: pytest.FixtureRequest, work_dir: Path, tmp_path: Path
 ) -> AsyncIterator[Backend]:
@@ -92,8 +90,6 @@ async def qe(
             conn.executescript(_ddl("sqlite"))
         url = f"file:{path}"
     else:
-        if postgres_url() is None:
-            unavailable("no PostgreSQL server available")
         url, drop = await _postgres_database()
     try:
         async with connected_prisma(provider=provider, database_url=url, work_dir=work_dir) as (

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from nodellm_orm.schema import PROVIDERS, parse_models, reference_schema, schema_for, shaped_schema
+from tests.conftest import unavailable
 from tests.support.prisma_offline import (
     GeneratedClient,
     dummy_database_url,
@@ -64,6 +65,7 @@ def prisma_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("prisma")
 
 
+@pytest.mark.toolchain
 @needs_node
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_prisma_validate_accepts_each_variant(prisma_dir: Path, provider: str) -> None:
@@ -75,6 +77,7 @@ def test_prisma_validate_accepts_each_variant(prisma_dir: Path, provider: str) -
     assert "is valid" in proc.stdout
 
 
+@pytest.mark.toolchain
 @needs_node
 @pytest.mark.parametrize("provider", ["postgresql", "sqlite"])
 def test_variants_are_already_prisma_formatted(prisma_dir: Path, provider: str) -> None:
@@ -86,11 +89,12 @@ def test_variants_are_already_prisma_formatted(prisma_dir: Path, provider: str) 
     assert schema.read_text(encoding="utf-8") == text
 
 
+@pytest.mark.toolchain
 def test_json_fields_are_rejected_by_prisma_sqlite_so_the_variant_is_needed(
     prisma_dir: Path,
 ) -> None:
     if not node_available():
-        pytest.skip("Prisma's CLI needs node and npm")
+        unavailable("Prisma's CLI needs node and npm")
     wrong = reference_schema().replace('provider = "postgresql"', 'provider = "sqlite"', 1)
     schema = prisma_dir / "wrong.prisma"
     schema.write_text(wrong, encoding="utf-8")
@@ -104,7 +108,7 @@ def generated(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> GeneratedClient:
     if not node_available():
-        pytest.skip("Prisma's CLI needs node and npm")
+        unavailable("Prisma's CLI needs node and npm")
     provider: str = request.param
     out = tmp_path_factory.mktemp(f"gen-{provider}")
     schema = out / "schema.prisma"
@@ -112,6 +116,7 @@ def generated(
     return generate_client(schema, out / "client")
 
 
+@pytest.mark.toolchain
 def test_generated_client_has_the_five_delegates(generated: GeneratedClient) -> None:
     module = import_client(generated)
     client = module.Prisma()
@@ -121,6 +126,7 @@ def test_generated_client_has_the_five_delegates(generated: GeneratedClient) -> 
         assert hasattr(module.models, model), model
 
 
+@pytest.mark.toolchain
 def test_generated_models_carry_the_reference_fields(generated: GeneratedClient) -> None:
     module = import_client(generated)
     fields = set(module.models.LlmToolCall.model_fields)
@@ -135,6 +141,7 @@ def test_generated_models_carry_the_reference_fields(generated: GeneratedClient)
     }
 
 
+@pytest.mark.toolchain
 def test_generation_leaves_the_installed_prisma_package_alone(
     generated: GeneratedClient,
 ) -> None:
@@ -147,6 +154,7 @@ def test_generation_leaves_the_installed_prisma_package_alone(
     assert not (installed / "models.py").exists()
 
 
+@pytest.mark.toolchain
 @needs_node
 @pytest.mark.parametrize("provider", ["postgresql", "sqlite"])
 def test_minimal_schema_with_custom_names_is_valid_prisma(prisma_dir: Path, provider: str) -> None:

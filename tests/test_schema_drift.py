@@ -23,12 +23,12 @@ from nodellm_orm import (
 from nodellm_orm.migrations.runner import SchemaMismatchError
 from nodellm_orm.stores.urls import async_url
 from nodellm_orm.testing import FakeProvider
-from tests.conftest import BACKENDS, DEFAULT_TABLES, SqlBackend, renamed_ddl
+from tests.conftest import BACKENDS, DEFAULT_TABLES, SqlBackend, renamed_ddl, sql_dialects
 
 NEWER = "20260301000000_rename_message_content"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=sql_dialects())
 def dialect(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

@@ -18,10 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from nodellm_orm.model import TableNames
 from nodellm_orm.stores.base import Store, StoreError
 from nodellm_orm.stores.sql import SqlStore, connect, normalize_url
-from tests.conftest import migration_sql, unavailable
-from tests.support.postgres import postgres_url
-
-PG_URL = postgres_url()
+from tests.conftest import migration_sql, postgres_server, sql_dialects
 
 
 def ddl(dialect: str, rename: dict[str, str] | None = None) -> list[str]:
@@ -37,12 +34,11 @@ def ddl(dialect: str, rename: dict[str, str] | None = None) -> list[str]:
 Factory = Callable[..., Awaitable[SqlStore]]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=sql_dialects())
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Factory]:
     """Build a store over a fresh database; `rename` maps default table names to others."""
     dialect: str = request.param
-    if dialect == "postgresql" and not PG_URL:
-        unavailable("no PostgreSQL server available")
+    pg_url = postgres_server() if dialect == "postgresql" else None
     stores: list[SqlStore] = []
     schemas: list[str] = []
 
@@ -56,11 +52,11 @@ async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
                     conn.execute(stmt)
             store = await connect(f"sqlite:///{path}", migrate=False)
         else:
-            assert PG_URL is not None
+            assert pg_url is not None
             schema = f"t_{uuid.uuid4().hex[:12]}"
             schemas.append(schema)
             store = await connect(
-                PG_URL,
+                pg_url,
                 migrate=False,
                 connect_args={"server_settings": {"search_path": schema}},
             )
@@ -569,15 +565,13 @@ async def test_from_engine_does_not_dispose_user_engine(tmp_path: Path) -> None:
 async def test_postgres_datetimes_are_utc_whatever_the_session_time_zone() -> None:
     """The store reads and writes TIMESTAMP as UTC on a connection whose TimeZone is not UTC,
     and a user's engine gets its connections back reading TIMESTAMP as it did before."""
-    if not PG_URL:
-        unavailable("no PostgreSQL server available")
-    assert PG_URL is not None
+    pg_url = postgres_server()
     from sqlalchemy.engine import make_url
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from tests.support.postgres import create_database, drop_database
 
-    url = await create_database(PG_URL, prefix="tz")
+    url = await create_database(pg_url, prefix="tz")
     engine = create_async_engine(
         make_url(url).set(drivername="postgresql+asyncpg"),
         pool_size=1,

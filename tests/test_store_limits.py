@@ -26,10 +26,10 @@ from nodellm_orm.orm.ids import new_id
 from nodellm_orm.stores.base import Store
 from nodellm_orm.stores.sql import STATEMENT_CACHE_SIZE
 from nodellm_orm.testing import FakeProvider
-from tests.support.postgres import create_database, drop_database, postgres_url
+from tests.conftest import postgres_server, sql_dialects
+from tests.support.postgres import create_database, drop_database
 
-PG_SERVER = postgres_url()
-DIALECTS = ["sqlite", "postgresql"]
+DIALECTS = sql_dialects()
 
 
 @contextlib.asynccontextmanager
@@ -37,9 +37,7 @@ async def database(dialect: str, tmp_path: Path) -> AsyncIterator[str]:
     if dialect == "sqlite":
         yield f"sqlite:///{tmp_path / 'limits.db'}"
         return
-    if PG_SERVER is None:
-        pytest.skip("no PostgreSQL server available")
-    url = await create_database(PG_SERVER, prefix="limits")
+    url = await create_database(postgres_server(), prefix="limits")
     try:
         yield url
     finally:

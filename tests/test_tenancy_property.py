@@ -32,8 +32,8 @@ from nodellm_orm import (
 )
 from nodellm_orm.stores.base import Store
 from nodellm_orm.testing import FakeProvider
-from tests.conftest import unavailable
-from tests.support.postgres import fresh_database, postgres_url
+from tests.conftest import postgres_server, sql_dialects
+from tests.support.postgres import fresh_database
 
 
 class Weather(Tool):
@@ -228,15 +228,12 @@ def _add_user_column(url: str) -> None:
     asyncio.run(alter())
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=sql_dialects())
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'tenants.db'}"
     else:
-        server = postgres_url()
-        if server is None:
-            unavailable("no PostgreSQL server available")
-            raise AssertionError
+        server = postgres_server()
         url = fresh_database(server)
     _add_user_column(url)
     return url

@@ -18,7 +18,7 @@ from nodellm_orm.retention import parse_age, purge_chats
 from nodellm_orm.stores.base import RowCounts, Store
 from nodellm_orm.testing import FakeProvider
 from nodellm_orm.transfer import TransferError, export_chats, import_chats
-from tests.conftest import BACKENDS, CUSTOM_TABLES, Backend, Database
+from tests.conftest import BACKENDS, CUSTOM_TABLES, SQL_BACKENDS, Backend, Database, backend_params
 
 
 class Weather(Tool):
@@ -281,7 +281,7 @@ def test_parse_age() -> None:
 BIG = 100_000
 
 
-@pytest.mark.parametrize("backend_name", ["sql-sqlite", "sql-postgresql"])
+@pytest.mark.parametrize("backend_name", backend_params(SQL_BACKENDS))
 async def test_a_chat_of_100000_messages_exports_and_imports(
     backend_name: str, tmp_path: Path, llm: LLM
 ) -> None:

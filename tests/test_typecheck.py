@@ -19,6 +19,8 @@ from nodellm_orm.schema import schema_for
 from tests.conftest import unavailable
 from tests.support.prisma_offline import generate_client, node_available
 
+pytestmark = pytest.mark.toolchain
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "typed_prisma.py"
 

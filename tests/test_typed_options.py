@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 GOOD = """\
@@ -96,6 +98,7 @@ def _mypy(target: Path, cache: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.toolchain
 def test_correct_option_and_hook_forms_pass_mypy(tmp_path: Path) -> None:
     good = tmp_path / "good.py"
     good.write_text(GOOD, encoding="utf-8")
@@ -103,6 +106,7 @@ def test_correct_option_and_hook_forms_pass_mypy(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.toolchain
 def test_a_misspelt_option_or_a_wrong_hook_fails_mypy(tmp_path: Path) -> None:
     header = (
         "from nodellm_orm import (\n"
