@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
 from typing import IO, Any
 
@@ -75,12 +75,20 @@ class TransferError(ValueError):
 
 def record_dict(record: Any) -> dict[str, Any]:
     """A record as the export writes it (custom chat columns inline, datetimes as ISO text)."""
+    # The fields read as they are, not through dataclasses.asdict: asdict deep-copies every
+    # value, which was most of an export's time (100,000 messages: ~40 s of ~65 s on SQLite).
+    # Nothing here or in the writer changes a value, so the record's own objects are safe.
+    names = _FIELD_NAMES.get(type(record))
+    if names is None:
+        names = _FIELD_NAMES[type(record)] = tuple(f.name for f in fields(record))
+    data = {n: getattr(record, n) for n in names}
     if isinstance(record, ChatRecord):
-        data = {k: v for k, v in asdict(record).items() if k != "extra"}
+        del data["extra"]
         data.update(record.extra)
-    else:
-        data = asdict(record)
     return {k: iso_z(v) if isinstance(v, datetime) else v for k, v in data.items()}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 async def _chat_pages(store: Store, where: Mapping[str, Any] | None) -> AsyncIterator[ChatRecord]:
