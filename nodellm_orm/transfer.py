@@ -27,23 +27,19 @@ error names the source, the line, the record and the field.
 from __future__ import annotations
 
 import json
-import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import IO, Any
 
 from .core.clock import iso_z, parse_iso
 from .model import (
-    AgentSessionRecord,
     ChatRecord,
     Cursor,
-    MessageRecord,
-    RequestRecord,
     RowCounts,
     TableNames,
-    ToolCallRecord,
 )
+from .model.definition import MODELS
 from .stores import open_store
 from .stores.base import Store, near_miss_note
 
@@ -207,16 +203,22 @@ async def export_chats(
 
 # ---- import ---------------------------------------------------------------------------------
 
-_KINDS: dict[str, type[Any]] = {
-    "chat": ChatRecord,
-    "agentSession": AgentSessionRecord,
-    "message": MessageRecord,
-    "toolCall": ToolCallRecord,
-    "request": RequestRecord,
+# Record kind in the export format -> model key.
+_KINDS: dict[str, str] = {
+    "chat": "chat",
+    "agentSession": "agent_session",
+    "message": "message",
+    "toolCall": "tool_call",
+    "request": "request",
 }
-# Columns the database requires although the records default them (the ORM always sets them).
-_ALSO_REQUIRED = {"createdAt", "updatedAt"}
-_JSON_FIELDS = {"metadata"}
+# What an imported value of each Prisma type must be.
+_FIELD_KINDS = {
+    "String": "str",
+    "Int": "int",
+    "Float": "float",
+    "DateTime": "datetime",
+    "Json": "json",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,26 +228,15 @@ class _Field:
     required: bool
 
 
-def _spec(record: type[Any]) -> dict[str, _Field]:
-    hints = typing.get_type_hints(record)
-    out: dict[str, _Field] = {}
-    for f in fields(record):
-        if f.name == "extra":
-            continue
-        hint = hints[f.name]
-        args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-        base = args[0]
-        kind = "json" if f.name in _JSON_FIELDS or base is Any else base.__name__
-        required = (
-            f.default is MISSING and f.default_factory is MISSING
-        ) or f.name in _ALSO_REQUIRED
-        if f.name == "updatedAt" and record not in (ChatRecord, AgentSessionRecord):
-            required = False
-        out[f.name] = _Field(f.name, kind, required)
-    return out
+def _spec(key: str) -> dict[str, _Field]:
+    """The fields of one model as the import checks them: a column the schema declares
+    without `?` is required (the ORM always sets id, createdAt and updatedAt itself)."""
+    return {
+        c.name: _Field(c.name, _FIELD_KINDS[c.type], not c.optional) for c in MODELS[key].columns
+    }
 
 
-_SPECS = {kind: _spec(record) for kind, record in _KINDS.items()}
+_SPECS = {kind: _spec(key) for kind, key in _KINDS.items()}
 
 
 class _Reader:

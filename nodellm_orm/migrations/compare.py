@@ -17,13 +17,14 @@ from sqlalchemy import Table, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..model import MODEL_KEYS, OPTIONAL_MODELS
 from ..stores.tables import build_tables, column_kind
 
 __all__ = ["REQUIRED_MODELS", "SchemaState", "TableState", "inspect_schema"]
 
 # Chats and messages are always written; the other tables back optional features (tool-call
 # and request persistence, agent sessions) and may be left out of a minimal schema.
-REQUIRED_MODELS = ("chat", "message")
+REQUIRED_MODELS = tuple(k for k in MODEL_KEYS if k not in OPTIONAL_MODELS)
 
 # Column kinds as each provider spells them. SQLite: what Prisma's DDL declares (Json is TEXT
 # when the schema says String, JSONB when Prisma >= 6.2 maps a Json field).
@@ -96,13 +97,7 @@ async def inspect_schema(
 ) -> SchemaState:
     """Each model's table under `names`, compared with what the models need."""
     tables = build_tables(dict(names))
-    by_model: dict[str, Table] = {
-        "chat": tables.chat,
-        "message": tables.message,
-        "tool_call": tables.tool_call,
-        "request": tables.request,
-        "agent_session": tables.agent_session,
-    }
+    by_model: dict[str, Table] = {key: getattr(tables, key) for key in MODEL_KEYS}
     states: dict[str, TableState] = {}
     for model, table in by_model.items():
         live = await _columns(conn, provider, table.name)

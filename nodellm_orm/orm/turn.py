@@ -24,7 +24,7 @@ from ..core.chat import Chat as CoreChat
 from ..core.chat import RequestMetrics, ToolOutcome
 from ..core.messages import ChatChunk, Message, Response, ToolCall, Usage
 from ..core.middleware import MiddlewareStopError
-from ..model import Cursor, MessageRecord, Row, ToolCallRecord
+from ..model import Cursor, MessageRecord, Row, ToolCallRecord, columns
 from ..stores.base import Store
 from .history import (
     PLACEHOLDER_RAW,
@@ -41,6 +41,7 @@ from .text import storable, storable_text
 T = TypeVar("T")
 # The schema's Int columns are 32-bit (Prisma's Int; PostgreSQL's INTEGER).
 INT_MAX = 2**31 - 1
+_MESSAGE_FIELDS = columns(MessageRecord)
 
 
 async def settle(write: Awaitable[T]) -> tuple[T, bool]:
@@ -337,19 +338,5 @@ def _storable_values(values: Row) -> Row:
 
 def record_of(values: Row) -> MessageRecord:
     """The record of a message row as the ORM wrote it."""
-    return MessageRecord(
-        id=values["id"],
-        chatId=values["chatId"],
-        role=values["role"],
-        content=values.get("content"),
-        contentRaw=values.get("contentRaw"),
-        reasoning=values.get("reasoning"),
-        thinkingText=values.get("thinkingText"),
-        thinkingSignature=values.get("thinkingSignature"),
-        thinkingTokens=values.get("thinkingTokens"),
-        inputTokens=values.get("inputTokens"),
-        outputTokens=values.get("outputTokens"),
-        modelId=values.get("modelId"),
-        provider=values.get("provider"),
-        createdAt=values.get("createdAt"),
-    )
+    cells: list[Any] = [values.get(f) for f in _MESSAGE_FIELDS]
+    return MessageRecord(*cells)

@@ -29,9 +29,10 @@ import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 # Naive datetimes are UTC (the Store convention); the engine wants an offset: as_utc.
 from ..core.clock import as_utc, truncate_ms, utc_now
@@ -51,6 +52,7 @@ from ..model import (
     UsageTotals,
     columns,
 )
+from ..model.definition import JSON_FIELDS, MODELS
 from .base import StoreError, missing_name_error, near_misses, turn_rows
 from .dialects import dialect_for
 from .drift import MIGRATIONS_SQL, drift_error, drift_problems
@@ -58,34 +60,71 @@ from .tables import build_tables, encode_json, from_db_datetime, to_epoch_ms
 
 __all__ = ["PrismaStore"]
 
-_JSON_FIELDS = frozenset({"metadata"})
 # Ids bound per raw administration query.
 _ID_CHUNK = 500
 _BASE_CHAT = frozenset(columns(ChatRecord))
-# The records' fields but createdAt, which is read apart (one comparable key on SQLite).
-_MESSAGE_FIELDS = columns(MessageRecord)[:-1]
-_TOOL_CALL_FIELDS = columns(ToolCallRecord)[:-1]
-_REQUEST_FIELDS = columns(RequestRecord)[:-1]
 _ORDER = [{"createdAt": "asc"}, {"id": "asc"}]
-# createdAt on SQLite as integer milliseconds, whether stored as ISO text or as an integer.
-_SQLITE_MS = (
-    "CASE WHEN typeof(\"createdAt\") = 'text' "
-    'THEN CAST(round((julianday("createdAt") - 2440587.5) * 86400000.0) AS INTEGER) '
-    'ELSE "createdAt" END'
-)
 
+
+def _sqlite_ms(column: str) -> str:
+    """A DateTime column on SQLite as integer milliseconds, whether stored as ISO text or as
+    an integer: one comparable key."""
+    return (
+        f"CASE WHEN typeof(\"{column}\") = 'text' "
+        f'THEN CAST(round((julianday("{column}") - 2440587.5) * 86400000.0) AS INTEGER) '
+        f'ELSE "{column}" END'
+    )
+
+
+_SQLITE_MS = _sqlite_ms("createdAt")
 
 _R = TypeVar("_R")
 
 
-def _from_raw(record: Callable[..., _R], names: Sequence[str], row: dict[str, Any]) -> _R:
-    """A record from a raw SQLite row (createdAt read as the one comparable key)."""
-    return record(**{f: row[f] for f in names}, createdAt=from_db_datetime(row["createdAt"]))
+@dataclass(frozen=True, slots=True)
+class _Shape(Generic[_R]):
+    """How one model's records are read: its fields by kind (from the model definition)."""
+
+    record: Callable[..., _R]
+    fields: tuple[str, ...]  # every column, in record order
+    plain: tuple[str, ...]  # read as they come
+    dates: tuple[str, ...]  # DateTime
+    json: tuple[str, ...]  # Json
 
 
-def _from_model(record: Callable[..., _R], names: Sequence[str], model: Any) -> _R:
-    """A record from a generated prisma model."""
-    return record(**{f: getattr(model, f) for f in names}, createdAt=model.createdAt)
+def _shape(record: Callable[..., _R], key: str) -> _Shape[_R]:
+    model = MODELS[key]
+    fields = columns(model.record)
+    dates, json_fields = model.of_type("DateTime"), model.of_type("Json")
+    plain = tuple(f for f in fields if f not in dates and f not in json_fields)
+    return _Shape(record, fields, plain, dates, json_fields)
+
+
+_CHAT = _shape(ChatRecord, "chat")
+_MESSAGE = _shape(MessageRecord, "message")
+_TOOL_CALL = _shape(ToolCallRecord, "tool_call")
+_REQUEST = _shape(RequestRecord, "request")
+_SESSION = _shape(AgentSessionRecord, "agent_session")
+_DATES = {key: frozenset(model.of_type("DateTime")) for key, model in MODELS.items()}
+
+
+def _json_text(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _from_raw(shape: _Shape[_R], row: dict[str, Any]) -> _R:
+    """A record from a raw SQLite row (DateTime read as the one comparable key, Json as text)."""
+    dt = from_db_datetime
+    return shape.record(
+        **{f: row[f] for f in shape.plain},
+        **{f: dt(row[f]) for f in shape.dates},
+        **{f: _json_text(row[f]) for f in shape.json},
+    )
+
+
+def _from_model(shape: _Shape[_R], model: Any) -> _R:
+    """A record from a generated prisma model (PostgreSQL: DateTime and Json decoded)."""
+    return shape.record(**{f: getattr(model, f) for f in shape.fields})
 
 
 def _truncate_ms(value: Any) -> Any:
@@ -198,7 +237,7 @@ class PrismaStore:
     def _data(self, row: Row) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for k, v in row.items():
-            if k in _JSON_FIELDS:
+            if k in JSON_FIELDS:
                 text = encode_json(v, field=k)  # raises before anything is written
                 if text is None:
                     if self._sqlite:
@@ -228,15 +267,15 @@ class PrismaStore:
     def _chat_record(self, obj: Any) -> ChatRecord:
         get = obj.get if isinstance(obj, dict) else lambda k, d=None: getattr(obj, k, d)
         extra = {c: get(c) for c in self._chat_cols if c not in _BASE_CHAT}
-        return ChatRecord(
-            id=str(get("id")),
-            model=get("model"),
-            provider=get("provider"),
-            instructions=get("instructions"),
-            metadata=self._meta(get("metadata")),
-            createdAt=from_db_datetime(get("createdAt")),
-            updatedAt=from_db_datetime(get("updatedAt")),
-            extra=extra,
+        return self._record(_CHAT, get, extra=extra)
+
+    def _record(self, shape: _Shape[_R], get: Callable[[str], Any], **more: Any) -> _R:
+        """A record of one row read field by field (chats and sessions: a row at a time)."""
+        return shape.record(
+            **{f: get(f) for f in shape.plain},
+            **{f: from_db_datetime(get(f)) for f in shape.dates},
+            **{f: self._meta(get(f)) for f in shape.json},
+            **more,
         )
 
     async def _raw(self, sql: str, *args: Any) -> list[dict[str, Any]]:
@@ -244,8 +283,10 @@ class PrismaStore:
         return rows
 
     def _select(self, key: str, fields: Sequence[str]) -> str:
-        cols = ", ".join(f'"{f}"' for f in fields)
-        return f'SELECT {cols}, {_SQLITE_MS} AS "createdAt" FROM "{self._tables[key]}"'
+        """SELECT of `fields` from a model's table on SQLite, DateTime ones as milliseconds."""
+        dates = _DATES[key]
+        cols = ", ".join(f'{_sqlite_ms(f)} AS "{f}"' if f in dates else f'"{f}"' for f in fields)
+        return f'SELECT {cols} FROM "{self._tables[key]}"'
 
     async def _batch(self, ops: Sequence[tuple[str, str, dict[str, Any], list[str] | None]]) -> Any:
         """Send (method, model key, arguments, root selection) ops as one transactional batch
@@ -298,7 +339,7 @@ class PrismaStore:
         conds = dict(where or {})
         self._check("chat", list(conds))
         if self._sqlite:
-            cols = sorted(self._chat_cols - {"createdAt"})
+            cols = sorted(self._chat_cols)
             clauses = [f'"{k}" = ?' for k in conds]
             args: list[Any] = list(conds.values())
             if before is not None:
@@ -404,20 +445,19 @@ class PrismaStore:
     async def list_messages(
         self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
     ) -> list[MessageRecord]:
-        return await self._page("message", MessageRecord, _MESSAGE_FIELDS, chat_id, after, limit)
+        return await self._page("message", _MESSAGE, chat_id, after, limit)
 
     async def _page(
         self,
         key: str,
-        record: Callable[..., _R],
-        fields: Sequence[str],
+        shape: _Shape[_R],
         chat_id: str,
         after: Cursor | None,
         limit: int | None,
     ) -> list[_R]:
         """A chat's rows of `key` in (createdAt, id) order, after the cursor, at most `limit`."""
         if self._sqlite:
-            sql = f'{self._select(key, fields)} WHERE "chatId" = ?'
+            sql = f'{self._select(key, shape.fields)} WHERE "chatId" = ?'
             args: list[Any] = [chat_id]
             if after is not None:
                 at = to_epoch_ms(after[0])
@@ -428,12 +468,12 @@ class PrismaStore:
                 sql += " LIMIT ?"
                 args.append(limit)
             rows = await self._raw(sql, *args)
-            return [_from_raw(record, fields, r) for r in rows]
+            return [_from_raw(shape, r) for r in rows]
         where: dict[str, Any] = {"chatId": chat_id}
         if after is not None:
             where["OR"] = self._after(after)
         found = await self._d(key).find_many(where=where, order=_ORDER, take=limit)
-        return [_from_model(record, fields, m) for m in found]
+        return [_from_model(shape, m) for m in found]
 
     async def count_messages(self, chat_id: str) -> int:
         return int(await self._d("message").count(where={"chatId": chat_id}))
@@ -467,15 +507,15 @@ class PrismaStore:
         if self._sqlite:
             marks = ", ".join("?" * len(message_ids))
             rows = await self._raw(
-                f'{self._select("tool_call", _TOOL_CALL_FIELDS)} WHERE "messageId" IN ({marks}) '
+                f'{self._select("tool_call", _TOOL_CALL.fields)} WHERE "messageId" IN ({marks}) '
                 f'ORDER BY {_SQLITE_MS}, "id"',
                 *message_ids,
             )
-            return [_from_raw(ToolCallRecord, _TOOL_CALL_FIELDS, r) for r in rows]
+            return [_from_raw(_TOOL_CALL, r) for r in rows]
         found = await self._d("tool_call").find_many(
             where={"messageId": {"in": list(message_ids)}}, order=_ORDER
         )
-        return [_from_model(ToolCallRecord, _TOOL_CALL_FIELDS, t) for t in found]
+        return [_from_model(_TOOL_CALL, t) for t in found]
 
     # -- requests
 
@@ -502,7 +542,7 @@ class PrismaStore:
     ) -> list[RequestRecord]:
         if "request" in self.absent:
             return []
-        return await self._page("request", RequestRecord, _REQUEST_FIELDS, chat_id, after, limit)
+        return await self._page("request", _REQUEST, chat_id, after, limit)
 
     def _marks(self, n: int, first: int = 1) -> str:
         """n placeholders of the client's raw SQL (`?` on SQLite, `$k` on PostgreSQL)."""
@@ -545,14 +585,7 @@ class PrismaStore:
     # -- agent sessions
 
     def _session_record(self, obj: Any) -> AgentSessionRecord:
-        return AgentSessionRecord(
-            id=obj.id,
-            agentClass=obj.agentClass,
-            chatId=obj.chatId,
-            metadata=self._meta(obj.metadata),
-            createdAt=from_db_datetime(obj.createdAt),
-            updatedAt=from_db_datetime(obj.updatedAt),
-        )
+        return self._record(_SESSION, lambda f: getattr(obj, f))
 
     async def create_agent_session(self, chat_row: Row, session_row: Row) -> AgentSessionRecord:
         self._check("chat", list(chat_row))

@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -71,6 +71,7 @@ from ..model import (
     columns,
     resolve_names,
 )
+from ..model.definition import JSON_FIELDS, MODELS
 from .base import (
     StoreError,
     missing_name_error,
@@ -81,6 +82,7 @@ from .base import (
 from .connection import Lease, Pool, Step
 from .dialects import SqlDialect, dialect_for_url, dialect_of
 from .drift import MIGRATIONS_SQL, drift_error, drift_problems
+from .readers import record_reader
 from .tables import Tables, build_tables, encode_json, from_db_datetime
 from .urls import async_url, engine_for_url, normalize_url
 
@@ -94,8 +96,10 @@ _ID_CHUNK = 500
 # Row shapes (table, keys set) whose columns a store remembers as checked.
 _SHAPES_REMEMBERED = 256
 
-_JSON_FIELDS = frozenset({"metadata"})
+# What a store selects, in record order: the readers build records positionally from it.
 _CHAT_FIELDS = columns(ChatRecord)
+_CHAT_DATETIMES = frozenset(MODELS["chat"].of_type("DateTime"))
+_CHAT_JSON = frozenset(MODELS["chat"].of_type("Json"))
 _MESSAGE_FIELDS = columns(MessageRecord)
 _TOOL_CALL_FIELDS = columns(ToolCallRecord)
 _REQUEST_FIELDS = columns(RequestRecord)
@@ -183,17 +187,6 @@ class _Sql:
 
     def step(self, params: dict[str, Any], rows: Any) -> Step:
         return (self.text, tuple([params[n] for n in self.names]), rows)
-
-
-def _message_records(rows: list[Any]) -> list[MessageRecord]:
-    # Runs where the rows are fetched (SQLite: the driver's thread), positional for speed.
-    # createdAt comes last: already an aware UTC datetime where the driver decodes it
-    # (PostgreSQL), else ISO text or epoch milliseconds (SQLite).
-    dt, rec, aware, utc = from_db_datetime, MessageRecord, datetime, UTC
-    return [
-        rec(*r) if type(r[13]) is aware and r[13].tzinfo is utc else rec(*r[:13], dt(r[13]))  # type: ignore[call-arg]
-        for r in rows
-    ]
 
 
 # --- what stores over one engine share ------------------------------------------------------
@@ -335,6 +328,10 @@ class SqlStore:
         # rows of the same few shapes, and checking each key against the table's columns
         # cost more than building the statement's parameters.
         self._shapes: dict[tuple[Table, tuple[str, ...]], list[str]] = {}
+        self._read_messages = record_reader(MessageRecord, json_text=self._json_text)
+        self._read_tool_calls = record_reader(ToolCallRecord, json_text=self._json_text)
+        self._read_requests = record_reader(RequestRecord, json_text=self._json_text)
+        self._read_sessions = record_reader(AgentSessionRecord, json_text=self._json_text)
 
     # -- construction
 
@@ -434,7 +431,7 @@ class SqlStore:
     def _order_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
         return self._d.order_key(col)
 
-    def _encode(self, row: Row, json_fields: frozenset[str] = _JSON_FIELDS) -> dict[str, Any]:
+    def _encode(self, row: Row, json_fields: frozenset[str] = JSON_FIELDS) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for k, v in row.items():
             if k in json_fields:
@@ -538,22 +535,17 @@ class SqlStore:
     # -- chats
 
     def _chat_record(self, row: Sequence[Any], cols: Sequence[str]) -> ChatRecord:
+        """A chat row by column name: the schema's fields, and the user's columns as `extra`."""
         values = dict(zip(cols, row, strict=True))
-        meta = values.pop("metadata", None)
-        if self._json_text and isinstance(meta, str):
-            meta = _loads(meta)
-        created = from_db_datetime(values.pop("createdAt", None))
-        updated = from_db_datetime(values.pop("updatedAt", None))
-        return ChatRecord(
-            id=values.pop("id"),
-            model=values.pop("model", None),
-            provider=values.pop("provider", None),
-            instructions=values.pop("instructions", None),
-            metadata=meta,
-            createdAt=created,
-            updatedAt=updated,
-            extra=values,
-        )
+        known: dict[str, Any] = {}
+        for name in _CHAT_FIELDS:
+            value = values.pop(name, None)
+            if name in _CHAT_DATETIMES:
+                value = from_db_datetime(value)
+            elif name in _CHAT_JSON and self._json_text and isinstance(value, str):
+                value = _loads(value)
+            known[name] = value
+        return ChatRecord(**known, extra=values)
 
     async def _chat(self) -> tuple[Table, tuple[str, ...]]:
         await self.chat_columns()
@@ -748,7 +740,8 @@ class SqlStore:
     ) -> list[MessageRecord]:
         m = self._t.message
         sql, params = self._page(m, _MESSAGE_FIELDS, chat_id, after, limit)
-        (records,) = await self._s.run([sql.step(params, _message_records)])
+        # Records are built where the rows are fetched (SQLite: the driver's thread).
+        (records,) = await self._s.run([sql.step(params, self._read_messages)])
         return records  # type: ignore[no-any-return]
 
     def _page(
@@ -850,8 +843,8 @@ class SqlStore:
             )
             steps.append(sql.step({f"m{i}": mid for i, mid in enumerate(chunk)}, True))
         results = await self._s.run(steps)
-        dt = from_db_datetime
-        calls = [ToolCallRecord(*r[:8], dt(r[8])) for rows in results for r in rows]  # type: ignore[call-arg]
+        read = self._read_tool_calls
+        calls = [call for rows in results for call in read(rows)]
         if len(results) > 1:  # each chunk came sorted; together they must be too
             calls.sort(key=lambda c: (c.createdAt, c.id))
         return calls
@@ -912,8 +905,7 @@ class SqlStore:
             return []
         sql, params = self._page(self._t.request, _REQUEST_FIELDS, chat_id, after, limit)
         (rows,) = await self._s.run([sql.step(params, True)])
-        dt = from_db_datetime
-        return [RequestRecord(*x[:11], dt(x[11])) for x in rows]  # type: ignore[call-arg]
+        return self._read_requests(rows)
 
     async def usage(
         self, chat_id: str | None = None, *, where: Mapping[str, Any] | None = None
@@ -962,12 +954,7 @@ class SqlStore:
     # -- agent sessions
 
     def _session_record(self, row: Sequence[Any]) -> AgentSessionRecord:
-        meta = row[3]
-        if self._json_text and isinstance(meta, str):
-            meta = _loads(meta)
-        return AgentSessionRecord(
-            row[0], row[1], row[2], meta, from_db_datetime(row[4]), from_db_datetime(row[5])
-        )
+        return self._read_sessions([row])[0]
 
     async def create_agent_session(self, chat_row: Row, session_row: Row) -> AgentSessionRecord:
         chat, _ = await self._chat()

@@ -1,4 +1,5 @@
-"""SQLAlchemy Core tables mirroring `schema.prisma`, over the physical schema Prisma Migrate makes.
+"""SQLAlchemy Core tables as Prisma Migrate makes them, built from schema.prisma's models
+(`model.definition`).
 
 Column names and types are Prisma's (`chatId`, `createdAt`...). Two types differ by dialect:
 - DateTime: on SQLite a column declared DATETIME holding either INTEGER epoch milliseconds
@@ -13,6 +14,7 @@ SQLAlchemy too; `SqlStore` calls the same conversion functions directly on its h
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     Float,
-    ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -34,6 +36,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
 from ..core import clock, jsoncodec
 from ..model import DEFAULT_TABLE_NAMES, TableNames, resolve_names
+from ..model.definition import MODELS, Model
 
 # The date-time conversions and the JSON codec are the core's; re-exported under the names the
 # stores use.
@@ -93,10 +96,6 @@ class PrismaJson(TypeDecorator[Any]):
         return value
 
 
-def _fk(target: str, name: str) -> ForeignKey:
-    return ForeignKey(target, name=name, ondelete="CASCADE", onupdate="CASCADE")
-
-
 @dataclass(frozen=True, slots=True)
 class Tables:
     metadata: MetaData
@@ -107,124 +106,60 @@ class Tables:
     agent_session: Table
 
 
+def _column_type(prisma_type: str) -> Any:
+    """The SQLAlchemy type of a Prisma scalar type (those `model.definition` accepts)."""
+    if prisma_type == "String":
+        return Text
+    if prisma_type == "Int":
+        return Integer
+    if prisma_type == "Float":
+        return Float(precision=53)
+    if prisma_type == "DateTime":
+        return PrismaDateTime
+    if prisma_type == "Json":
+        return PrismaJson
+    raise TypeError(f"no column type for Prisma type {prisma_type!r}")  # pragma: no cover
+
+
+def _table(md: MetaData, model: Model, names: Mapping[str, str]) -> Table:
+    """One model's table as Prisma Migrate creates it, constraints named as Prisma names them
+    (`<table>_<columns>_idx`, `_key`, `_fkey`)."""
+    name = names[model.key]
+    items: list[Any] = [
+        Column(c.name, _column_type(c.type), primary_key=c.primary_key, nullable=c.optional)
+        for c in model.columns
+    ]
+    for c in model.columns:
+        if c.unique:
+            items.append(Index(f"{name}_{c.name}_key", c.name, unique=True))
+    for cols in model.unique_together:
+        items.append(UniqueConstraint(*cols, name=f"{name}_{'_'.join(cols)}_key"))
+    for fk in model.foreign_keys:
+        target = names[fk.target]
+        items.append(
+            ForeignKeyConstraint(
+                list(fk.columns),
+                [f"{target}.{ref}" for ref in fk.references],
+                name=f"{name}_{'_'.join(fk.columns)}_fkey",
+                ondelete=fk.on_delete,
+                onupdate=fk.on_update,
+            )
+        )
+    for cols in model.indexes:
+        items.append(Index(f"{name}_{'_'.join(cols)}_idx", *cols))
+    return Table(name, md, *items)
+
+
 def build_tables(table_names: TableNames | dict[str, str] | None = None) -> Tables:
-    """The five tables on a fresh MetaData, under the given physical names."""
+    """The five tables on a fresh MetaData, under the given physical names, as the packaged
+    schema.prisma declares them (`model.definition`)."""
     if isinstance(table_names, dict):
         names = {**DEFAULT_TABLE_NAMES, **table_names}
     else:
         names = resolve_names(table_names)
     md = MetaData()
-    chat_n, msg_n, tc_n, req_n, ses_n = (
-        names["chat"],
-        names["message"],
-        names["tool_call"],
-        names["request"],
-        names["agent_session"],
-    )
-
-    chat = Table(
-        chat_n,
-        md,
-        Column("id", Text, primary_key=True),
-        Column("model", Text),
-        Column("provider", Text),
-        Column("instructions", Text),
-        Column("metadata", PrismaJson),
-        Column("createdAt", PrismaDateTime, nullable=False),
-        Column("updatedAt", PrismaDateTime, nullable=False),
-    )
-    session = Table(
-        ses_n,
-        md,
-        Column("id", Text, primary_key=True),
-        Column("agentClass", Text, nullable=False),
-        Column(
-            "chatId",
-            Text,
-            _fk(f"{chat_n}.id", f"{ses_n}_chatId_fkey"),
-            nullable=False,
-        ),
-        Column("metadata", PrismaJson),
-        Column("createdAt", PrismaDateTime, nullable=False),
-        Column("updatedAt", PrismaDateTime, nullable=False),
-        Index(f"{ses_n}_chatId_key", "chatId", unique=True),
-        Index(f"{ses_n}_agentClass_idx", "agentClass"),
-        Index(f"{ses_n}_createdAt_idx", "createdAt"),
-    )
-    message = Table(
-        msg_n,
-        md,
-        Column("id", Text, primary_key=True),
-        Column(
-            "chatId",
-            Text,
-            _fk(f"{chat_n}.id", f"{msg_n}_chatId_fkey"),
-            nullable=False,
-        ),
-        Column("role", Text, nullable=False),
-        Column("content", Text),
-        Column("contentRaw", Text),
-        Column("reasoning", Text),
-        Column("thinkingText", Text),
-        Column("thinkingSignature", Text),
-        Column("thinkingTokens", Integer),
-        Column("inputTokens", Integer),
-        Column("outputTokens", Integer),
-        Column("modelId", Text),
-        Column("provider", Text),
-        Column("createdAt", PrismaDateTime, nullable=False),
-        Index(f"{msg_n}_chatId_idx", "chatId"),
-        Index(f"{msg_n}_createdAt_idx", "createdAt"),
-    )
-    tool_call = Table(
-        tc_n,
-        md,
-        Column("id", Text, primary_key=True),
-        Column(
-            "messageId",
-            Text,
-            _fk(f"{msg_n}.id", f"{tc_n}_messageId_fkey"),
-            nullable=False,
-        ),
-        Column("toolCallId", Text, nullable=False),
-        Column("name", Text, nullable=False),
-        Column("arguments", Text, nullable=False),
-        Column("thought", Text),
-        Column("thoughtSignature", Text),
-        Column("result", Text),
-        Column("createdAt", PrismaDateTime, nullable=False),
-        Index(f"{tc_n}_messageId_idx", "messageId"),
-        Index(f"{tc_n}_createdAt_idx", "createdAt"),
-        UniqueConstraint("messageId", "toolCallId", name=f"{tc_n}_messageId_toolCallId_key"),
-    )
-    request = Table(
-        req_n,
-        md,
-        Column("id", Text, primary_key=True),
-        Column(
-            "chatId",
-            Text,
-            _fk(f"{chat_n}.id", f"{req_n}_chatId_fkey"),
-            nullable=False,
-        ),
-        Column(
-            "messageId",
-            Text,
-            _fk(f"{msg_n}.id", f"{req_n}_messageId_fkey"),
-        ),
-        Column("provider", Text, nullable=False),
-        Column("model", Text, nullable=False),
-        Column("statusCode", Integer, nullable=False),
-        Column("duration", Integer, nullable=False),
-        Column("inputTokens", Integer, nullable=False),
-        Column("outputTokens", Integer, nullable=False),
-        Column("cost", Float(precision=53)),
-        Column("correctionRounds", Integer),
-        Column("createdAt", PrismaDateTime, nullable=False),
-        Index(f"{req_n}_chatId_idx", "chatId"),
-        Index(f"{req_n}_createdAt_idx", "createdAt"),
-    )
-    return Tables(md, chat, message, tool_call, request, session)
+    tables = {key: _table(md, model, names) for key, model in MODELS.items()}
+    return Tables(md, **tables)
 
 
 def column_kind(column: Column[Any]) -> str:
