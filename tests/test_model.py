@@ -31,11 +31,10 @@ from nodellm_orm.model.definition import (
 )
 from nodellm_orm.schema import reference_schema
 from nodellm_orm.stores.readers import reader_source
-from tests.conftest import unavailable
-from tests.support.postgres import create_database, postgres_url
+from tests.conftest import postgres_server, sql_dialects
+from tests.support.postgres import create_database
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nodellm_orm"
-PG_URL = postgres_url()
 
 
 def test_the_records_name_the_schema_columns_with_their_types() -> None:
@@ -337,13 +336,12 @@ def with_column(scratch: Path) -> Path:
     return scratch
 
 
-def test_an_added_column_is_read_and_written_on_sqlite(with_column: Path, tmp_path: Path) -> None:
-    _check_added(_run(with_column, f"sqlite:///{tmp_path / 'added.db'}"))
-
-
-async def test_an_added_column_is_read_and_written_on_postgresql(with_column: Path) -> None:
-    if PG_URL is None:
-        unavailable("no PostgreSQL server")
-        return
-    url = await create_database(PG_URL, prefix="col")
+@pytest.mark.parametrize("dialect", sql_dialects())
+async def test_an_added_column_is_read_and_written(
+    dialect: str, with_column: Path, tmp_path: Path
+) -> None:
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'added.db'}"
+    else:
+        url = await create_database(postgres_server(), prefix="col")
     _check_added(_run(with_column, url))
