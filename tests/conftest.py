@@ -348,6 +348,13 @@ async def database(backend: Backend, tmp_path: Path) -> AsyncIterator[Database]:
         await backend.close(opened)
 
 
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for the suite's mypy runs: the library, pydantic and SQLAlchemy are
+    analysed once, not once per test (mypy's incremental cache is what a user's runs use)."""
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
 @pytest.fixture
 def fake() -> FakeProvider:
     return FakeProvider()

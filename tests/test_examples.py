@@ -47,7 +47,7 @@ def test_the_readme_quickstart_is_examples_quickstart() -> None:
 
 
 @pytest.mark.toolchain
-def test_the_quickstart_passes_mypy_strict(tmp_path: Path) -> None:
+def test_the_quickstart_passes_mypy_strict(mypy_cache: Path) -> None:
     done = subprocess.run(
         [
             sys.executable,
@@ -55,7 +55,7 @@ def test_the_quickstart_passes_mypy_strict(tmp_path: Path) -> None:
             "mypy",
             "--strict",
             "--cache-dir",
-            str(tmp_path / "mypy-cache"),
+            str(mypy_cache),
             str(EXAMPLES / "quickstart.py"),
         ],
         cwd=EXAMPLES.parent,

@@ -99,15 +99,15 @@ def _mypy(target: Path, cache: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.toolchain
-def test_correct_option_and_hook_forms_pass_mypy(tmp_path: Path) -> None:
+def test_correct_option_and_hook_forms_pass_mypy(tmp_path: Path, mypy_cache: Path) -> None:
     good = tmp_path / "good.py"
     good.write_text(GOOD, encoding="utf-8")
-    result = _mypy(good, tmp_path / "cache")
+    result = _mypy(good, mypy_cache)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.toolchain
-def test_a_misspelt_option_or_a_wrong_hook_fails_mypy(tmp_path: Path) -> None:
+def test_a_misspelt_option_or_a_wrong_hook_fails_mypy(tmp_path: Path, mypy_cache: Path) -> None:
     header = (
         "from nodellm_orm import (\n"
         "    Agent, Store, create_agent_session, create_chat, create_llm, load_agent_session,\n"
@@ -121,7 +121,7 @@ def test_a_misspelt_option_or_a_wrong_hook_fails_mypy(tmp_path: Path) -> None:
     first = header.count("\n") + 1
     bad = tmp_path / "bad.py"
     bad.write_text(header + "".join(f"    {line}\n" for line in BAD), encoding="utf-8")
-    result = _mypy(bad, tmp_path / "cache")
+    result = _mypy(bad, mypy_cache)
     assert result.returncode == 1, result.stdout + result.stderr
     reported = {
         int(line.split(":")[1]) for line in result.stdout.splitlines() if ": error:" in line
