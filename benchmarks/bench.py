@@ -49,8 +49,9 @@ sys.path.insert(0, str(ROOT))
 
 from harness import RunStats, ms, parse_shapes, run_concurrent, sequential  # noqa: E402
 
-from nodellm_orm import LLM, SqlStore, Tool, connect, create_chat, create_llm, load_chat  # noqa: E402
+from nodellm_orm import LLM, Tool, connect, create_chat, create_llm, load_chat  # noqa: E402
 from nodellm_orm.orm.ids import new_id, utc_now  # noqa: E402
+from nodellm_orm.stores.sql import SqlStore  # noqa: E402
 from nodellm_orm.testing import FakeProvider  # noqa: E402
 
 CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")

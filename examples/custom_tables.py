@@ -27,7 +27,8 @@ import os
 
 from sqlalchemy import inspect
 
-from nodellm_orm import LLM, SqlStore, TableNames, connect, create_chat, create_llm
+from nodellm_orm import LLM, TableNames, connect, create_chat, create_llm
+from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.testing import FakeProvider
 
 NAMES = TableNames(

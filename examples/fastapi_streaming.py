@@ -32,7 +32,8 @@ except ImportError:
 import httpx
 from pydantic import BaseModel
 
-from nodellm_orm import LLM, SqlStore, connect, create_chat, create_llm, load_chat
+from nodellm_orm import LLM, connect, create_chat, create_llm, load_chat
+from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.testing import FakeProvider
 
 

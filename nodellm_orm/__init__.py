@@ -13,8 +13,7 @@ import importlib
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .core.agent import Agent, define_agent
-    from .core.chat import Chat as CoreChat
-    from .core.chat import RequestMetrics, ToolErrorDirective
+    from .core.chat import ToolErrorDirective
     from .core.errors import (
         APIError,
         AuthenticationError,
@@ -31,8 +30,9 @@ if TYPE_CHECKING:
         ToolError,
     )
     from .core.llm import LLM, create_llm, register_provider
-    from .core.messages import ChatChunk, Message, Response, Thinking, ToolCall, Usage
+    from .core.messages import ChatChunk, Message, Response, ToolCall, Usage
     from .core.options import AskOptions, ChatOptions
+    from .core.pricing import Price, register_price
     from .core.providers.base import Provider, RetryPolicy
     from .core.tools import Tool
     from .model.names import TableNames
@@ -53,66 +53,81 @@ if TYPE_CHECKING:
     from .orm.options import Persistence
     from .stores.base import SchemaDriftError, Store, StoreError
     from .stores.scoped import ScopedStore, ScopeError, scoped_store
-    from .stores.sql import SqlStore, connect
+    from .stores.sql import connect
 
-# Where each public name lives: (module, name in that module). The TYPE_CHECKING imports above
-# say the same for type checkers; a test holds the two equal.
+# The public surface, and where each name lives: (module, name in that module). The
+# TYPE_CHECKING imports above say the same for type checkers; a test holds the two equal.
 _EXPORTS: dict[str, tuple[str, str]] = {
-    "LLM": (".core.llm", "LLM"),
-    "APIError": (".core.errors", "APIError"),
-    "Agent": (".core.agent", "Agent"),
-    "AskOptions": (".core.options", "AskOptions"),
-    "ChatOptions": (".core.options", "ChatOptions"),
-    "define_agent": (".core.agent", "define_agent"),
-    "AgentClassMismatchError": (".orm.agent_session", "AgentClassMismatchError"),
+    # Entry points
+    "connect": (".stores.sql", "connect"),
+    "create_chat": (".orm.chat", "create_chat"),
+    "load_chat": (".orm.chat", "load_chat"),
+    "create_agent_session": (".orm.agent_session", "create_agent_session"),
+    "load_agent_session": (".orm.agent_session", "load_agent_session"),
+    "scoped_store": (".stores.scoped", "scoped_store"),
+    # Handles
+    "Chat": (".orm.chat", "Chat"),
+    "ChatStream": (".orm.chat", "ChatStream"),
     "AgentSession": (".orm.agent_session", "AgentSession"),
+    "ScopedStore": (".stores.scoped", "ScopedStore"),
+    "Store": (".stores.base", "Store"),
+    # Records (rows as read back)
+    "ChatRecord": (".model.records", "ChatRecord"),
+    "MessageRecord": (".model.records", "MessageRecord"),
+    "ToolCallRecord": (".model.records", "ToolCallRecord"),
+    "RequestRecord": (".model.records", "RequestRecord"),
     "AgentSessionRecord": (".model.records", "AgentSessionRecord"),
+    # Options
+    "ChatOptions": (".core.options", "ChatOptions"),
+    "AskOptions": (".core.options", "AskOptions"),
+    "TableNames": (".model.names", "TableNames"),
+    "Persistence": (".orm.options", "Persistence"),
+    # The LLM client, tools, agents, providers, prices
+    "LLM": (".core.llm", "LLM"),
+    "create_llm": (".core.llm", "create_llm"),
+    "register_provider": (".core.llm", "register_provider"),
+    "Provider": (".core.providers.base", "Provider"),
+    "RetryPolicy": (".core.providers.base", "RetryPolicy"),
+    "Price": (".core.pricing", "Price"),
+    "register_price": (".core.pricing", "register_price"),
+    "Tool": (".core.tools", "Tool"),
+    "Agent": (".core.agent", "Agent"),
+    "define_agent": (".core.agent", "define_agent"),
+    # What a turn hands to hooks and streams
+    "Message": (".core.messages", "Message"),
+    "Response": (".core.messages", "Response"),
+    "ToolCall": (".core.messages", "ToolCall"),
+    "ChatChunk": (".core.messages", "ChatChunk"),
+    "Usage": (".core.messages", "Usage"),
+    "ToolErrorDirective": (".core.chat", "ToolErrorDirective"),
+    # Errors
+    "LLMError": (".core.errors", "LLMError"),
+    "APIError": (".core.errors", "APIError"),
     "AuthenticationError": (".core.errors", "AuthenticationError"),
     "BadRequestError": (".core.errors", "BadRequestError"),
-    "Chat": (".orm.chat", "Chat"),
-    "ChatChunk": (".core.messages", "ChatChunk"),
-    "ChatRecord": (".model.records", "ChatRecord"),
-    "ChatStream": (".orm.chat", "ChatStream"),
     "ConfigurationError": (".core.errors", "ConfigurationError"),
-    "CoreChat": (".core.chat", "Chat"),
-    "LLMConnectionError": (".core.errors", "LLMConnectionError"),
-    "LLMError": (".core.errors", "LLMError"),
-    "LLMTimeoutError": (".core.errors", "LLMTimeoutError"),
-    "Message": (".core.messages", "Message"),
-    "MessageRecord": (".model.records", "MessageRecord"),
-    "Persistence": (".orm.options", "Persistence"),
-    "Provider": (".core.providers.base", "Provider"),
     "RateLimitError": (".core.errors", "RateLimitError"),
-    "RequestMetrics": (".core.chat", "RequestMetrics"),
-    "RequestRecord": (".model.records", "RequestRecord"),
-    "Response": (".core.messages", "Response"),
-    "ResponseFormatError": (".core.errors", "ResponseFormatError"),
-    "RetryPolicy": (".core.providers.base", "RetryPolicy"),
     "ServerError": (".core.errors", "ServerError"),
-    "SchemaDriftError": (".stores.base", "SchemaDriftError"),
-    "SqlStore": (".stores.sql", "SqlStore"),
-    "Store": (".stores.base", "Store"),
-    "StoreError": (".stores.base", "StoreError"),
+    "LLMTimeoutError": (".core.errors", "LLMTimeoutError"),
+    "LLMConnectionError": (".core.errors", "LLMConnectionError"),
+    "ResponseFormatError": (".core.errors", "ResponseFormatError"),
     "StructuredOutputError": (".core.errors", "StructuredOutputError"),
-    "TableNames": (".model.names", "TableNames"),
-    "Thinking": (".core.messages", "Thinking"),
-    "Tool": (".core.tools", "Tool"),
-    "ToolCall": (".core.messages", "ToolCall"),
     "ToolCallLimitError": (".core.errors", "ToolCallLimitError"),
-    "ToolCallRecord": (".model.records", "ToolCallRecord"),
     "ToolError": (".core.errors", "ToolError"),
-    "ToolErrorDirective": (".core.chat", "ToolErrorDirective"),
-    "Usage": (".core.messages", "Usage"),
-    "connect": (".stores.sql", "connect"),
-    "create_agent_session": (".orm.agent_session", "create_agent_session"),
-    "create_chat": (".orm.chat", "create_chat"),
-    "create_llm": (".core.llm", "create_llm"),
-    "load_agent_session": (".orm.agent_session", "load_agent_session"),
-    "load_chat": (".orm.chat", "load_chat"),
-    "register_provider": (".core.llm", "register_provider"),
+    "StoreError": (".stores.base", "StoreError"),
+    "SchemaDriftError": (".stores.base", "SchemaDriftError"),
     "ScopeError": (".stores.scoped", "ScopeError"),
-    "ScopedStore": (".stores.scoped", "ScopedStore"),
-    "scoped_store": (".stores.scoped", "scoped_store"),
+    "AgentClassMismatchError": (".orm.agent_session", "AgentClassMismatchError"),
+}
+
+# Names the package handed out in 0.1 that are not part of the surface: they still resolve,
+# with a DeprecationWarning naming their home, for one release. Never in __all__, so
+# `from nodellm_orm import *` does not bind them.
+_MOVED: dict[str, tuple[str, str]] = {
+    "CoreChat": ("nodellm_orm.core.chat", "Chat"),
+    "RequestMetrics": ("nodellm_orm.core.chat", "RequestMetrics"),
+    "SqlStore": ("nodellm_orm.stores.sql", "SqlStore"),
+    "Thinking": ("nodellm_orm.core.messages", "Thinking"),
 }
 
 __all__ = [
@@ -131,16 +146,15 @@ __all__ = [
     "ChatRecord",
     "ChatStream",
     "ConfigurationError",
-    "CoreChat",
     "LLMConnectionError",
     "LLMError",
     "LLMTimeoutError",
     "Message",
     "MessageRecord",
     "Persistence",
+    "Price",
     "Provider",
     "RateLimitError",
-    "RequestMetrics",
     "RequestRecord",
     "Response",
     "ResponseFormatError",
@@ -149,12 +163,10 @@ __all__ = [
     "ScopeError",
     "ScopedStore",
     "ServerError",
-    "SqlStore",
     "Store",
     "StoreError",
     "StructuredOutputError",
     "TableNames",
-    "Thinking",
     "Tool",
     "ToolCall",
     "ToolCallLimitError",
@@ -169,6 +181,7 @@ __all__ = [
     "define_agent",
     "load_agent_session",
     "load_chat",
+    "register_price",
     "register_provider",
     "scoped_store",
 ]
@@ -178,13 +191,16 @@ __all__ = [
 if not TYPE_CHECKING:
 
     def __getattr__(name: str) -> object:
-        try:
-            module, attr = _EXPORTS[name]
-        except KeyError:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-        value = getattr(importlib.import_module(module, __name__), attr)
-        globals()[name] = value  # later lookups skip __getattr__
-        return value
+        export = _EXPORTS.get(name)
+        if export is not None:
+            value = getattr(importlib.import_module(export[0], __name__), export[1])
+            globals()[name] = value  # later lookups skip __getattr__
+            return value
+        if name in _MOVED:
+            from .core.deprecation import moved
+
+            return moved(__name__, name, _MOVED[name])  # never cached: each use warns
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
         return sorted({*globals(), *__all__})

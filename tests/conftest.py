@@ -32,9 +32,10 @@ from typing import Any, Protocol
 
 import pytest
 
-from nodellm_orm import LLM, SqlStore, TableNames, connect, create_llm
+from nodellm_orm import LLM, TableNames, connect, create_llm
 from nodellm_orm.stores import open_store
 from nodellm_orm.stores.base import Store
+from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.testing import FakeProvider
 from tests.support.postgres import create_database, postgres_url
 

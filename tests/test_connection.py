@@ -26,9 +26,10 @@ import pytest
 from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 
-from nodellm_orm import SqlStore, TableNames, Tool, connect, create_chat, create_llm
+from nodellm_orm import TableNames, Tool, connect, create_chat, create_llm
 from nodellm_orm.orm.history import PLACEHOLDER_RAW
 from nodellm_orm.stores import StoreError
+from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.testing import FakeProvider
 from tests.conftest import postgres_server, sql_dialects, unavailable
 from tests.support.postgres import create_database, drop_database

@@ -13,7 +13,6 @@ from nodellm_orm import (
     Agent,
     ConfigurationError,
     Message,
-    RequestMetrics,
     Response,
     Tool,
     ToolCallLimitError,
@@ -21,6 +20,7 @@ from nodellm_orm import (
     create_llm,
     register_provider,
 )
+from nodellm_orm.core.chat import RequestMetrics
 from nodellm_orm.testing import FakeProvider, FakeResponse
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from nodellm_orm import LLM, SqlStore, StoreError, connect, create_chat, load_chat
+from nodellm_orm import LLM, StoreError, connect, create_chat, load_chat
 from nodellm_orm.migrations.runner import MigrationError
+from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.testing import FakeProvider
 from tests.conftest import DEFAULT_TABLES, SqlBackend, renamed_ddl, sql_dialects
 

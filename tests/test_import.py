@@ -8,7 +8,10 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import warnings
 from pathlib import Path
+
+import pytest
 
 import nodellm_orm
 
@@ -50,7 +53,7 @@ def test_chat_entry_points_do_not_import_sqlalchemy() -> None:
 
 
 def test_connect_brings_the_sql_backend() -> None:
-    loaded = modules_after("from nodellm_orm import connect, SqlStore")
+    loaded = modules_after("from nodellm_orm import connect")
     assert {"sqlalchemy", "nodellm_orm.stores.sql"} <= loaded
 
 
@@ -70,6 +73,16 @@ def test_lazy_table_matches_the_type_checking_imports() -> None:
             seen[alias.asname or alias.name] = ("." * node.level + (node.module or ""), alias.name)
     assert seen == nodellm_orm._EXPORTS  # type: ignore[attr-defined]
     assert sorted(seen) == sorted(nodellm_orm.__all__)
+    assert len(nodellm_orm.__all__) == len(set(nodellm_orm.__all__))
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    # ruff's RUF022 order: CONSTANT_CASE, then CamelCase, then the rest, each alphabetical.
+    return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+
+def test_all_is_sorted_so_a_reader_finds_a_name() -> None:
+    assert nodellm_orm.__all__ == sorted(nodellm_orm.__all__, key=_isort_key)
 
 
 def test_every_name_resolves_to_its_definition_and_unknown_names_raise() -> None:
@@ -86,3 +99,49 @@ def test_every_name_resolves_to_its_definition_and_unknown_names_raise() -> None
         assert "no_such_name" in str(exc)
     else:
         raise AssertionError("an unknown name was accepted")
+
+
+MOVED = {
+    "CoreChat": ("nodellm_orm.core.chat", "Chat"),
+    "RequestMetrics": ("nodellm_orm.core.chat", "RequestMetrics"),
+    "SqlStore": ("nodellm_orm.stores.sql", "SqlStore"),
+    "Thinking": ("nodellm_orm.core.messages", "Thinking"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MOVED))
+def test_a_name_dropped_from_the_surface_still_resolves_with_a_warning_naming_its_home(
+    name: str,
+) -> None:
+    import importlib
+
+    module, attr = MOVED[name]
+    home = getattr(importlib.import_module(module), attr)
+    assert name not in nodellm_orm.__all__ and name not in dir(nodellm_orm)
+    for _ in range(2):  # never cached in the module: every use warns
+        with pytest.warns(DeprecationWarning, match=rf"nodellm_orm\.{name} .*{module}\.{attr}"):
+            assert getattr(nodellm_orm, name) is home
+
+
+def test_the_old_error_names_warn_the_same_way() -> None:
+    from nodellm_orm.core import errors
+
+    for old, new in [
+        ("TimeoutError", "LLMTimeoutError"),
+        ("ConnectionError", "LLMConnectionError"),
+    ]:
+        with pytest.warns(DeprecationWarning, match=rf"errors\.{old} .*errors\.{new}$"):
+            assert getattr(errors, old) is getattr(errors, new)
+
+
+@pytest.mark.parametrize("module", ["nodellm_orm", "nodellm_orm.core.errors"])
+def test_star_import_binds_no_builtin_name(module: str) -> None:
+    import builtins
+
+    namespace: dict[str, object] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor does it touch a deprecated name
+        exec(f"from {module} import *", namespace)
+    bound = set(namespace) - {"__builtins__"}
+    assert bound, "nothing was imported"
+    assert not bound & set(dir(builtins)), bound & set(dir(builtins))

@@ -24,7 +24,6 @@ from nodellm_orm import (
     LLM,
     Agent,
     Persistence,
-    SqlStore,
     TableNames,
     Tool,
     connect,
@@ -36,6 +35,7 @@ from nodellm_orm import (
 from nodellm_orm.migrations import load_migrations
 from nodellm_orm.migrations.runner import split_sqlite_script
 from nodellm_orm.stores import StoreError
+from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.stores.urls import engine_for_url
 from nodellm_orm.testing import FakeProvider
 from tests.conftest import (

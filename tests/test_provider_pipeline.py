@@ -27,8 +27,9 @@ import pytest
 from pydantic import BaseModel
 
 import nodellm_orm
-from nodellm_orm import LLM, RequestMetrics, Tool, connect, create_chat, create_llm
+from nodellm_orm import LLM, Tool, connect, create_chat, create_llm
 from nodellm_orm.core import errors
+from nodellm_orm.core.chat import RequestMetrics
 from nodellm_orm.core.deltas import normalized, repair_text
 from nodellm_orm.core.messages import StreamDelta
 from nodellm_orm.core.providers.anthropic import AnthropicProvider

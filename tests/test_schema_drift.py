@@ -11,16 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from nodellm_orm import (
-    LLM,
-    SchemaDriftError,
-    SqlStore,
-    connect,
-    create_agent_session,
-    create_chat,
-    load_chat,
-)
+from nodellm_orm import LLM, SchemaDriftError, connect, create_agent_session, create_chat, load_chat
 from nodellm_orm.migrations.runner import SchemaMismatchError
+from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.stores.urls import async_url
 from nodellm_orm.testing import FakeProvider
 from tests.conftest import BACKENDS, DEFAULT_TABLES, SqlBackend, renamed_ddl, sql_dialects

@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from nodellm_orm import SqlStore, TableNames, connect, create_chat, create_llm, load_chat
+from nodellm_orm import TableNames, connect, create_chat, create_llm, load_chat
 from nodellm_orm.migrations.runner import migrate
 from nodellm_orm.orm.ids import new_id
 from nodellm_orm.stores.base import Store
-from nodellm_orm.stores.sql import STATEMENT_CACHE_SIZE
+from nodellm_orm.stores.sql import STATEMENT_CACHE_SIZE, SqlStore
 from nodellm_orm.testing import FakeProvider
 from tests.conftest import postgres_server, sql_dialects
 from tests.support.postgres import create_database, drop_database

@@ -17,7 +17,6 @@ from nodellm_orm import (
     LLM,
     Agent,
     ScopeError,
-    SqlStore,
     StoreError,
     Tool,
     create_agent_session,
@@ -27,6 +26,7 @@ from nodellm_orm import (
     scoped_store,
 )
 from nodellm_orm.stores.base import Store
+from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.testing import FakeProvider
 from tests.conftest import CUSTOM_TABLES, Backend, Database
 

@@ -13,7 +13,6 @@ for one more release. The new classes also derive from the builtin `TimeoutError
 from __future__ import annotations
 
 import builtins
-import warnings
 from typing import Any
 
 
@@ -120,20 +119,16 @@ def is_retryable(error: BaseException) -> bool:
     return isinstance(error, RateLimitError | ServerError | LLMTimeoutError | LLMConnectionError)
 
 
-# Old name -> new class; resolved by __getattr__ so the module never shadows the builtins.
-_DEPRECATED: dict[str, type[LLMError]] = {
-    "TimeoutError": LLMTimeoutError,
-    "ConnectionError": LLMConnectionError,
+# Old name -> its home; resolved by __getattr__ so the module never shadows the builtins.
+_MOVED: dict[str, tuple[str, str]] = {
+    "TimeoutError": (__name__, "LLMTimeoutError"),
+    "ConnectionError": (__name__, "LLMConnectionError"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    cls = _DEPRECATED.get(name)
-    if cls is None:
+    if name not in _MOVED:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"nodellm_orm.core.errors.{name} is deprecated; use {cls.__name__}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return cls
+    from .deprecation import moved
+
+    return moved(__name__, name, _MOVED[name])
