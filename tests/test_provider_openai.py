@@ -426,6 +426,34 @@ async def test_429_waits_retry_after_then_succeeds(monkeypatch: pytest.MonkeyPat
     assert server.body(0) == server.body(1)
 
 
+@pytest.mark.parametrize(
+    "header", ["Wed, 21 Oct 2015 07:28:00 GMT", "Wed, 21 Oct 2015 07:28:00 -0000"]
+)
+async def test_429_with_a_past_http_date_retries_at_once(
+    monkeypatch: pytest.MonkeyPatch, header: str
+) -> None:
+    # "-0000" parses to a naive datetime: it is UTC all the same, not a crash of the retry loop.
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(base_module, "asyncio", SimpleNamespace(sleep=sleep))
+    server = Server(
+        [
+            json_reply("error_429.json", 429, **{"retry-after": header}),
+            json_reply("completion.json"),
+        ]
+    )
+    provider = make(OpenAIProvider, server)
+
+    out = await run(provider, ask())
+
+    assert len(server.requests) == 2
+    assert slept == [0.0]
+    assert out.content == "Paris is the capital of France."
+
+
 async def test_500_is_retried_then_raises_server_error() -> None:
     server = Server([json_reply("error_500.json", 500)])
     provider = make(OpenAIProvider, server)

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import httpx
 
 from .. import errors
+from ..clock import as_utc, utc_now
 from ..deltas import normalized
 from ..messages import ChatRequest, StreamDelta
 from ..redaction import Redactor
@@ -179,9 +180,8 @@ def parse_retry_after(value: str | None) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    import datetime as _dt
-
-    return float((when - _dt.datetime.now(_dt.UTC)).total_seconds())
+    # An HTTP-date with "-0000" parses naive; it means UTC all the same.
+    return float((as_utc(when) - utc_now()).total_seconds())
 
 
 # Awaited with each failed attempt that will be retried, and its duration in ms.
