@@ -332,6 +332,44 @@ async def test_a_long_conversation_renders_a_page_at_a_time(seeded: Seeded, page
     assert "unknown parameter 'p'" in await pages.get(f"{base}?p=2", status=400)
 
 
+async def test_a_failed_request_in_the_same_millisecond_as_the_next_question(
+    seeded: Seeded, pages: Pages
+) -> None:
+    # A fast failure: its request row and the next turn's question share a millisecond (seen
+    # on PostgreSQL, which rounds to ms). The request is the failed turn's, not the next one's.
+    chat_id = await long_chat(seeded.url, turns=4, failing=(1,))
+    (failed_request,) = await sql(
+        seeded.url,
+        'SELECT id FROM "LlmRequest" WHERE "chatId" = :c AND "messageId" IS NULL',
+        c=chat_id,
+    )
+    questions = await sql(
+        seeded.url,
+        'SELECT id, "createdAt" FROM "LlmMessage" WHERE "chatId" = :c AND role = \'user\' '
+        'ORDER BY "createdAt", id',
+        c=chat_id,
+    )
+    engine = create_async_engine(async_url(seeded.url))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text('UPDATE "LlmRequest" SET "createdAt" = :at WHERE id = :r'),
+                {"at": questions[2][1], "r": failed_request[0]},
+            )
+    finally:
+        await engine.dispose()
+
+    page = await pages.get(f"/chats/{chat_id}")
+    turns = {
+        chunk.split('data-message="', 1)[1].split('"', 1)[0]: chunk
+        for chunk in page.split('<div class="turn')[1:]
+    }
+    failed = [mid for mid, chunk in turns.items() if 'data-failed="1"' in chunk]
+    assert failed == [questions[1][0]]
+    assert f'data-request="{failed_request[0]}"' in turns[questions[1][0]]
+    assert f'data-request="{failed_request[0]}"' not in turns[questions[2][0]]
+
+
 async def test_where_scope_keeps_to_its_chats(seeded: Seeded) -> None:
     app = create_app(seeded.url, where={"userId": "u-bob"})
     async with (

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType, TypeEngine
 
+from ..core.clock import utc_now
 from ..core.jsoncodec import decode_arguments
 from ..core.jsoncodec import decode_object as decode_raw
 from ..stores.base import StoreError
@@ -367,7 +368,7 @@ class Reader:
         d = self.dialect
         r, m = t.request, t.message
         span = RANGES[range_name]
-        since = None if span is None else datetime.now(UTC) - span
+        since = None if span is None else utc_now() - span
         in_range = and_(
             d.at_or_after(r.c.createdAt, since) if since else true(), self._scoped(t, r.c.chatId)
         )
@@ -827,20 +828,23 @@ def _arrange(
         messages.append(view)
         by_id[view.id] = view
 
+    unanswered: set[str] = set()
+    for i, view in enumerate(messages):
+        following = messages[i + 1].role if i + 1 < len(messages) else next_role
+        if view.role == "user" and following != "assistant":
+            unanswered.add(view.id)
     views = [_request_view(row) for row in request_rows]
     for req in views:
         target = by_id.get(req.message_id) if req.message_id else None
         if target is None:
             # No assistant row (a turn that failed before any content keeps only its user
-            # message and request rows): the request goes beside the last question before it.
-            target = _question_before(messages, req.created_at)
+            # message and request rows): the request goes beside the question before it.
+            target = _question_before(messages, req.created_at, unanswered)
         if target is not None:
             target.requests.append(req)
-    for i, view in enumerate(messages):
-        if view.role == "user":
-            following = messages[i + 1].role if i + 1 < len(messages) else next_role
-            answered = following == "assistant"
-            view.failed_turn = not answered and any(q.failed for q in view.requests)
+    for view in messages:
+        if view.id in unanswered:
+            view.failed_turn = any(q.failed for q in view.requests)
     requests, tokens, cost = totals
     return Conversation(
         id=chat["id"],
@@ -899,14 +903,22 @@ def _request_view(row: RowMapping) -> RequestView:
     )
 
 
-def _question_before(messages: Sequence[MessageView], at: datetime | None) -> MessageView | None:
-    found = None
+def _question_before(
+    messages: Sequence[MessageView], at: datetime | None, unanswered: set[str]
+) -> MessageView | None:
+    """The question a request without an answer row belongs to: the last unanswered one at
+    or before it, else the last one. Unanswered first, because a fast failure's request row
+    can share its millisecond with the next turn's question (timestamps are kept to the ms)."""
+    last = last_unanswered = None
     for view in messages:
         if view.role != "user":
             continue
-        if at is None or view.created_at is None or view.created_at <= at:
-            found = view
-    return found
+        if at is not None and view.created_at is not None and view.created_at > at:
+            break
+        last = view
+        if view.id in unanswered:
+            last_unanswered = view
+    return last_unanswered or last
 
 
 __all__ = [
