@@ -20,6 +20,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from nodellm_orm.migrations.runner import split_sqlite_script
 from nodellm_orm.model import TableNames
 from nodellm_orm.stores.sql import SqlStore, connect
 
@@ -29,9 +30,7 @@ REF = Path(__file__).resolve().parent.parent / "nodellm_orm" / "migrations"
 def _ddl(dialect: str) -> list[str]:
     files = sorted((REF / dialect).glob("*/migration.sql"))
     text = "\n".join(f.read_text() for f in files)
-    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("--")]
-    stmts = [s.strip() for s in "\n".join(lines).split(";")]
-    return [s for s in stmts if s and not s.upper().startswith("CREATE SCHEMA")]
+    return [s for s in split_sqlite_script(text) if not s.upper().startswith("CREATE SCHEMA")]
 
 
 def _uid() -> str:

@@ -33,6 +33,8 @@ from typing import Any, Protocol
 import pytest
 
 from nodellm_orm import LLM, TableNames, connect, create_llm
+from nodellm_orm.migrations.rename import rename_identifiers
+from nodellm_orm.migrations.runner import split_sqlite_script
 from nodellm_orm.stores import open_store
 from nodellm_orm.stores.base import Store
 from nodellm_orm.stores.sql import SqlStore
@@ -71,16 +73,9 @@ def migration_sql(dialect: str) -> str:
 
 def renamed_ddl(dialect: str, tables: dict[str, str]) -> list[str]:
     """The shipped migration with every table (and so its index/constraint names) renamed."""
-    sql = migration_sql(dialect)
-    for key, default in DEFAULT_TABLES.items():
-        sql = sql.replace(default, tables[key])
-    statements = []
-    for chunk in sql.split(";"):
-        lines = [line for line in chunk.splitlines() if not line.strip().startswith("--")]
-        text = "\n".join(lines).strip()
-        if text and "CREATE SCHEMA" not in text:
-            statements.append(text)
-    return statements
+    renames = {default: tables[key] for key, default in DEFAULT_TABLES.items()}
+    sql = rename_identifiers(migration_sql(dialect), renames)
+    return [s for s in split_sqlite_script(sql) if "CREATE SCHEMA" not in s]
 
 
 @dataclass

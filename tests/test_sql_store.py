@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from nodellm_orm.migrations.rename import rename_identifiers
+from nodellm_orm.migrations.runner import split_sqlite_script
 from nodellm_orm.model import TableNames
 from nodellm_orm.stores.base import Store, StoreError
 from nodellm_orm.stores.sql import SqlStore, connect, normalize_url
@@ -23,12 +25,8 @@ from tests.conftest import migration_sql, postgres_server, sql_dialects
 
 def ddl(dialect: str, rename: dict[str, str] | None = None) -> list[str]:
     # The shipped init migration: the DDL Prisma Migrate generates (test_migrations checks it).
-    text = migration_sql(dialect)
-    for old, new in (rename or {}).items():
-        text = text.replace(f'"{old}"', f'"{new}"').replace(f'"{old}_', f'"{new}_')
-    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("--")]
-    stmts = [s.strip() for s in "\n".join(lines).split(";")]
-    return [s for s in stmts if s and not s.upper().startswith("CREATE SCHEMA")]
+    text = rename_identifiers(migration_sql(dialect), rename or {})
+    return [s for s in split_sqlite_script(text) if not s.upper().startswith("CREATE SCHEMA")]
 
 
 Factory = Callable[..., Awaitable[SqlStore]]
