@@ -78,6 +78,16 @@ def renamed_ddl(dialect: str, tables: dict[str, str]) -> list[str]:
     return [s for s in split_sqlite_script(sql) if "CREATE SCHEMA" not in s]
 
 
+async def run_sql(store: SqlStore, *statements: str) -> list[Any]:
+    """Run raw statements in one transaction on a store's engine; the rows of each (or None)."""
+    out: list[Any] = []
+    async with store.engine.begin() as conn:
+        for statement in statements:
+            result = await conn.exec_driver_sql(statement)
+            out.append(result.all() if result.returns_rows else None)
+    return out
+
+
 @dataclass
 class Database:
     """What a test gets: the `db` to pass to create_chat, and a store to inspect rows."""

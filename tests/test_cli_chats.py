@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from nodellm_orm.cli import main
 from tests.conftest import postgres_server, sql_dialects
+from tests.support.documents import HEADER, chat_records
 from tests.support.postgres import fresh_database
 
 SECRET = "hunter2-s3cret"
@@ -116,55 +117,9 @@ def _counts(url: str) -> dict[str, int]:
 def _document(*chats: tuple[str, str, str | None]) -> str:
     """An export of chats (id, createdAt, userId), each with a session, a message, a tool call
     and a request."""
-    records: list[dict[str, Any]] = [{"format": "nodellm-orm/chats", "version": 2}]
+    records: list[dict[str, Any]] = [dict(HEADER)]
     for chat_id, when, user in chats:
-        chat: dict[str, Any] = {"id": chat_id, "createdAt": when, "updatedAt": when}
-        if user is not None:
-            chat["userId"] = user
-        records += [
-            {"chat": chat},
-            {
-                "agentSession": {
-                    "id": f"{chat_id}-s",
-                    "agentClass": "Helper",
-                    "chatId": chat_id,
-                    "createdAt": when,
-                    "updatedAt": when,
-                }
-            },
-            {
-                "message": {
-                    "id": f"{chat_id}-m",
-                    "chatId": chat_id,
-                    "role": "user",
-                    "createdAt": when,
-                }
-            },
-            {
-                "toolCall": {
-                    "id": f"{chat_id}-t",
-                    "messageId": f"{chat_id}-m",
-                    "toolCallId": "call_1",
-                    "name": "get_weather",
-                    "arguments": "{}",
-                    "createdAt": when,
-                }
-            },
-            {
-                "request": {
-                    "id": f"{chat_id}-r",
-                    "chatId": chat_id,
-                    "messageId": f"{chat_id}-m",
-                    "provider": "fake",
-                    "model": "fake-model",
-                    "statusCode": 200,
-                    "duration": 5,
-                    "inputTokens": 3,
-                    "outputTokens": 4,
-                    "createdAt": when,
-                }
-            },
-        ]
+        records += chat_records(chat_id, when, user)
     return "".join(json.dumps(r) + "\n" for r in records)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,7 +13,7 @@ from nodellm_orm import LLM, StoreError, connect, create_chat, load_chat
 from nodellm_orm.migrations.runner import MigrationError
 from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.testing import FakeProvider
-from tests.conftest import DEFAULT_TABLES, SqlBackend, renamed_ddl, sql_dialects
+from tests.conftest import DEFAULT_TABLES, SqlBackend, renamed_ddl, run_sql, sql_dialects
 
 LOWER = {k: v.lower() for k, v in DEFAULT_TABLES.items()}
 
@@ -28,17 +27,8 @@ async def _empty(dialect: str, tmp_path: Path) -> str:
     return await SqlBackend(dialect).url(tmp_path)
 
 
-async def _run(store: SqlStore, *statements: str) -> list[Any]:
-    out: list[Any] = []
-    async with store.engine.begin() as conn:
-        for statement in statements:
-            result = await conn.exec_driver_sql(statement)
-            out.append(result.all() if result.returns_rows else None)
-    return out
-
-
 async def _count(store: SqlStore, table: str) -> int:
-    (rows,) = await _run(store, f'SELECT count(*) FROM "{table}"')
+    (rows,) = await run_sql(store, f'SELECT count(*) FROM "{table}"')
     return int(rows[0][0])
 
 
@@ -47,7 +37,7 @@ async def lowercase_only(dialect: str, tmp_path: Path) -> AsyncIterator[SqlStore
     """A database whose five tables are the shipped ones under lower-case names only."""
     store = await connect(await _empty(dialect, tmp_path), migrate=False)
     try:
-        await _run(store, *renamed_ddl(dialect, LOWER))
+        await run_sql(store, *renamed_ddl(dialect, LOWER))
         yield store
     finally:
         await store.close()
@@ -82,7 +72,7 @@ async def test_an_optional_table_differing_in_case_is_not_taken_for_absent(
     names = {**DEFAULT_TABLES, "tool_call": "llmToolcall"}
     store = await connect(await _empty(dialect, tmp_path), migrate=False)
     try:
-        await _run(store, *renamed_ddl(dialect, names))
+        await run_sql(store, *renamed_ddl(dialect, names))
         with pytest.raises(StoreError) as info:
             await create_chat(store, llm)
         assert "'LlmToolCall' (for tool_call) does not exist" in str(info.value)
@@ -98,7 +88,7 @@ async def test_postgresql_uses_the_quoted_default_tables_beside_lower_case_ones(
     # On PostgreSQL "LlmChat" and llmchat are two tables: the default names mean the first.
     store = await connect(await _empty("postgresql", tmp_path))
     try:
-        await _run(store, *renamed_ddl("postgresql", LOWER))
+        await run_sql(store, *renamed_ddl("postgresql", LOWER))
         # A fresh store over the same database, after the lower-case tables appeared.
         fresh = await connect(await _url_of(store), migrate=False)
         try:
@@ -126,7 +116,7 @@ async def test_a_column_differing_in_case_only_is_named_in_the_error(
 ) -> None:
     store = await connect(await _empty(dialect, tmp_path))
     try:
-        await _run(store, 'ALTER TABLE "LlmChat" ADD COLUMN "userid" TEXT')
+        await run_sql(store, 'ALTER TABLE "LlmChat" ADD COLUMN "userid" TEXT')
         with pytest.raises(ValueError) as created:
             await create_chat(store, llm, userId="alice")
         assert "'userid' differs from 'userId' only in letter case" in str(created.value)
@@ -143,13 +133,13 @@ async def test_postgresql_writes_the_exact_column_beside_a_lower_case_one(
 ) -> None:
     store = await connect(await _empty("postgresql", tmp_path))
     try:
-        await _run(
+        await run_sql(
             store,
             'ALTER TABLE "LlmChat" ADD COLUMN userid TEXT',
             'ALTER TABLE "LlmChat" ADD COLUMN "userId" TEXT',
         )
         await create_chat(store, llm, userId="alice")
-        (rows,) = await _run(store, 'SELECT userid, "userId" FROM "LlmChat"')
+        (rows,) = await run_sql(store, 'SELECT userid, "userId" FROM "LlmChat"')
         assert [tuple(r) for r in rows] == [(None, "alice")]
     finally:
         await store.close()
@@ -164,7 +154,7 @@ async def test_an_import_field_differing_in_case_only_is_named_in_the_error(
 
     store = await connect(await _empty(dialect, tmp_path))
     try:
-        await _run(store, 'ALTER TABLE "LlmChat" ADD COLUMN "userId" TEXT')
+        await run_sql(store, 'ALTER TABLE "LlmChat" ADD COLUMN "userId" TEXT')
         when = "2026-01-01T00:00:00Z"
         chat = {"id": "c1", "createdAt": when, "updatedAt": when, "userid": "alice"}
         lines = [
@@ -192,7 +182,7 @@ async def test_migrating_beside_tables_differing_in_case_only(
         text = str(info.value)
         assert "'LlmChat' (for chat): 'llmchat' differs only in letter case" in text
         assert "'LlmMessage' (for message): 'llmmessage'" in text
-        (rows,) = await _run(lowercase_only, "SELECT name FROM sqlite_master WHERE type='table'")
+        (rows,) = await run_sql(lowercase_only, "SELECT name FROM sqlite_master WHERE type='table'")
         assert sorted(r[0] for r in rows) == sorted(LOWER.values())
         return
     # PostgreSQL: the shipped tables are created beside the lower-case ones, which stay as

@@ -6,17 +6,15 @@ nothing is written."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from nodellm_orm import LLM, SchemaDriftError, connect, create_agent_session, create_chat, load_chat
 from nodellm_orm.migrations.runner import SchemaMismatchError
-from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.stores.urls import async_url
 from nodellm_orm.testing import FakeProvider
-from tests.conftest import BACKENDS, DEFAULT_TABLES, SqlBackend, renamed_ddl, sql_dialects
+from tests.conftest import BACKENDS, DEFAULT_TABLES, SqlBackend, renamed_ddl, run_sql, sql_dialects
 
 NEWER = "20260301000000_rename_message_content"
 
@@ -26,21 +24,12 @@ def dialect(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def _run(store: SqlStore, *statements: str) -> list[Any]:
-    out: list[Any] = []
-    async with store.engine.begin() as conn:
-        for statement in statements:
-            result = await conn.exec_driver_sql(statement)
-            out.append(result.all() if result.returns_rows else None)
-    return out
-
-
 async def _rows(url: str) -> dict[str, int]:
     store = await connect(url, migrate=False)
     try:
         counts = {}
         for table in DEFAULT_TABLES.values():
-            (rows,) = await _run(store, f'SELECT count(*) FROM "{table}"')
+            (rows,) = await run_sql(store, f'SELECT count(*) FROM "{table}"')
             counts[table] = int(rows[0][0])
         return counts
     finally:
@@ -55,7 +44,7 @@ async def newer(dialect: str, tmp_path: Path) -> str:
     store = await connect(url)
     started = "1772323200000" if dialect == "sqlite" else "now()"
     try:
-        await _run(
+        await run_sql(
             store,
             'ALTER TABLE "LlmMessage" RENAME COLUMN "content" TO "body"',
             "INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, "
@@ -123,7 +112,7 @@ async def test_a_column_of_an_unusable_type_fails_at_bind(
             )
             for s in renamed_ddl(dialect, DEFAULT_TABLES)
         ]
-        await _run(store, *ddl)
+        await run_sql(store, *ddl)
         with pytest.raises(SchemaDriftError) as info:
             await create_chat(store, llm)
         text = str(info.value)
@@ -144,7 +133,9 @@ async def test_an_agent_session_table_missing_a_column_fails_before_the_chat_row
     url = await SqlBackend(dialect).url(tmp_path)
     store = await connect(url)
     try:
-        await _run(store, 'ALTER TABLE "LlmAgentSession" RENAME COLUMN "agentClass" TO "agentType"')
+        await run_sql(
+            store, 'ALTER TABLE "LlmAgentSession" RENAME COLUMN "agentClass" TO "agentType"'
+        )
         fresh = await connect(url, migrate=False)
         try:
             from tests.test_transfer import Helper
@@ -162,7 +153,7 @@ async def test_postgresql_names_a_column_differing_in_case_only(tmp_path: Path, 
     url = await SqlBackend("postgresql").url(tmp_path)
     store = await connect(url)
     try:
-        await _run(store, 'ALTER TABLE "LlmToolCall" RENAME COLUMN "createdAt" TO createdat')
+        await run_sql(store, 'ALTER TABLE "LlmToolCall" RENAME COLUMN "createdAt" TO createdat')
         fresh = await connect(url, migrate=False)
         try:
             with pytest.raises(SchemaDriftError) as info:
@@ -190,7 +181,7 @@ async def test_usable_variants_of_the_types_bind_and_work(
             )
             for s in renamed_ddl(dialect, DEFAULT_TABLES)
         ]
-        await _run(store, *ddl)
+        await run_sql(store, *ddl)
         chat = await create_chat(store, llm)
         fake.reply("Hi.")
         await chat.ask("Hello")

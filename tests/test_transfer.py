@@ -19,6 +19,7 @@ from nodellm_orm.stores.base import RowCounts, Store
 from nodellm_orm.testing import FakeProvider
 from nodellm_orm.transfer import PAGE, TransferError, export_chats, import_chats
 from tests.conftest import BACKENDS, CUSTOM_TABLES, SQL_BACKENDS, Backend, Database, backend_params
+from tests.support.documents import HEADER, chat_records
 
 
 class Weather(Tool):
@@ -98,44 +99,7 @@ async def test_export_import_round_trip_carries_agent_sessions(
 
 def _doc(chat_id: str, when: str = "2026-01-01T00:00:00Z") -> list[dict[str, Any]]:
     """A small, sound export document: a chat, its session, a message, a tool call, a request."""
-    return [
-        {"format": "nodellm-orm/chats", "version": 2},
-        {"chat": {"id": chat_id, "createdAt": when, "updatedAt": when}},
-        {
-            "agentSession": {
-                "id": f"{chat_id}-s",
-                "agentClass": "Helper",
-                "chatId": chat_id,
-                "createdAt": when,
-                "updatedAt": when,
-            }
-        },
-        {"message": {"id": f"{chat_id}-m", "chatId": chat_id, "role": "user", "createdAt": when}},
-        {
-            "toolCall": {
-                "id": f"{chat_id}-t",
-                "messageId": f"{chat_id}-m",
-                "toolCallId": "call_1",
-                "name": "get_weather",
-                "arguments": "{}",
-                "createdAt": when,
-            }
-        },
-        {
-            "request": {
-                "id": f"{chat_id}-r",
-                "chatId": chat_id,
-                "messageId": f"{chat_id}-m",
-                "provider": "fake",
-                "model": "m",
-                "statusCode": 200,
-                "duration": 3,
-                "inputTokens": 1,
-                "outputTokens": 2,
-                "createdAt": when,
-            }
-        },
-    ]
+    return [dict(HEADER), *chat_records(chat_id, when)]
 
 
 def _lines(records: list[dict[str, Any]]) -> list[str]:
