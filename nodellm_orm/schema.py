@@ -7,16 +7,20 @@ PostgreSQL form, identical to the one at the repository root.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 
 from .model.names import DEFAULT_TABLE_NAMES, OPTIONAL_MODELS
 
 __all__ = [
     "PROVIDERS",
+    "ModelDiff",
+    "NotASchemaError",
+    "SchemaDiff",
     "SchemaField",
     "SchemaModel",
     "datasource_provider",
+    "diff_schema",
     "parse_models",
     "reference_schema",
     "schema_for",
@@ -183,3 +187,71 @@ def datasource_provider(schema: str) -> str | None:
     """The datasource's provider ("postgresql", "sqlite"...), if the schema names one."""
     match = _DATASOURCE_PROVIDER.search(schema)
     return match.group(2) if match else None
+
+
+class NotASchemaError(ValueError):
+    """Text that is not a Prisma schema (no datasource, generator or model block)."""
+
+
+_TOP_BLOCK = re.compile(r"^\s*(datasource|generator|model|enum)\s+\w+\s*\{", re.M)
+
+
+@dataclass
+class ModelDiff:
+    """What one model of a user's schema lacks of the reference model."""
+
+    name: str
+    block: str  # the reference model, to add whole when `missing`
+    missing: bool = False
+    lines_to_add: list[str] = field(default_factory=list)  # fields and @@ attributes
+    wrong_types: list[tuple[str, str, str]] = field(default_factory=list)  # field, theirs, ours
+
+
+@dataclass
+class SchemaDiff:
+    """`diff_schema`'s answer: the provider compared against and each model's differences."""
+
+    provider: str
+    models: list[ModelDiff]
+
+    @property
+    def count(self) -> int:
+        """How many differences: a missing model counts one, so does each line or type."""
+        return sum(
+            1 if m.missing else len(m.lines_to_add) + len(m.wrong_types) for m in self.models
+        )
+
+
+def diff_schema(text: str) -> SchemaDiff:
+    """What a user's schema.prisma lacks of the reference models, for its datasource provider.
+
+    Raises NotASchemaError for text with no Prisma block at all, and ValueError for a
+    datasource provider the library does not support.
+    """
+    if not _TOP_BLOCK.search(text):
+        raise NotASchemaError("not a Prisma schema (no datasource, generator or model block)")
+    provider = datasource_provider(text) or "postgresql"
+    if provider not in PROVIDERS:
+        raise ValueError(f"datasource provider {provider!r} is not one of {', '.join(PROVIDERS)}")
+    theirs = parse_models(text)
+    out: list[ModelDiff] = []
+    for name, model in parse_models(schema_for(provider)).items():
+        diff = ModelDiff(name, model.block)
+        other = theirs.get(name)
+        if other is None:
+            diff.missing = True
+            out.append(diff)
+            continue
+        for wanted in model.fields.values():
+            found = other.fields.get(wanted.name)
+            if found is None:
+                diff.lines_to_add.append(wanted.line)
+            elif found.type != wanted.type:
+                diff.wrong_types.append((wanted.name, found.type, wanted.line.strip()))
+        raw_attrs = [ln for ln in model.block.splitlines() if ln.strip().startswith("@@")]
+        for attr, raw in zip(model.attributes, raw_attrs, strict=True):
+            if attr not in other.attributes:
+                diff.lines_to_add.append(raw.rstrip())
+        if diff.lines_to_add or diff.wrong_types:
+            out.append(diff)
+    return SchemaDiff(provider, out)

@@ -98,6 +98,35 @@ def test_sync_reports_missing_fields_models_and_wrong_types(tmp_path: Path) -> N
     assert "LlmRequest.statusCode has type String, expected Int" in result.output
     assert "missing model LlmAgentSession" in result.output
     assert "model LlmAgentSession {" in result.output
+    # Only a field of LlmMessage is missing: the model is not called missing.
+    assert "model LlmMessage lacks 1 line; add inside `model LlmMessage { ... }`" in result.output
+    assert "model LlmMessage is missing" not in result.output
+    assert "3 differences from the nodellm-orm models (postgresql)" in result.output
+
+
+@pytest.mark.parametrize("text", ["hello world\n", "", '{"compilerOptions": {}}\n'])
+def test_sync_refuses_a_file_that_is_not_a_prisma_schema(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "schema.prisma"
+    path.write_text(text)
+    result = run("sync", "--path", str(path))
+    assert result.exit_code == 1
+    assert "not a Prisma schema" in result.output
+    assert "missing model" not in result.output
+
+
+def test_diff_schema_is_the_library_function_sync_prints() -> None:
+    from nodellm_orm.schema import NotASchemaError, diff_schema
+
+    ours = diff_schema(schema_for("sqlite"))
+    assert (ours.provider, ours.count, ours.models) == ("sqlite", 0, [])
+    lacking = schema_for("postgresql").replace("  thinkingText", "  // thinkingText")
+    (model,) = diff_schema(lacking).models
+    assert model.name == "LlmMessage" and not model.missing
+    assert [line.split()[0] for line in model.lines_to_add] == ["thinkingText"]
+    with pytest.raises(NotASchemaError):
+        diff_schema("plain text")
+    with pytest.raises(ValueError, match="'mongodb'"):
+        diff_schema('datasource db {\n  provider = "mongodb"\n  url = "x"\n}\n')
 
 
 def test_sync_without_a_schema_says_how_to_create_one(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..migrations.runner import migrate_url
-from ..schema import PROVIDERS, datasource_provider, parse_models, schema_for, shaped_schema
+from ..schema import PROVIDERS, diff_schema, shaped_schema
 from ._common import check_url, parse_table_names, plural, run_async, sqlite_path, url_option
 
 DEFAULT_SCHEMA_PATH = "prisma/schema.prisma"
@@ -95,48 +95,32 @@ def sync(path: Path) -> None:
         raise click.ClickException(
             f"{path} does not exist (create it with `nodellm-orm init --path {path}`)"
         )
-    theirs_text = path.read_text(encoding="utf-8")
-    provider = datasource_provider(theirs_text) or "postgresql"
-    if provider not in PROVIDERS:
-        raise click.ClickException(
-            f"{path}: datasource provider {provider!r} is not one of {', '.join(PROVIDERS)}"
-        )
-    ours = parse_models(schema_for(provider))
-    theirs = parse_models(theirs_text)
-    problems = 0
-    for name, model in ours.items():
-        other = theirs.get(name)
-        if other is None:
-            problems += 1
-            click.echo(f"missing model {name}; add:\n\n{model.block}\n")
+    try:
+        diff = diff_schema(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # NotASchemaError included
+        raise click.ClickException(f"{path}: {exc}") from exc
+    for model in diff.models:
+        if model.missing:
+            click.echo(f"missing model {model.name}; add:\n\n{model.block}\n")
             continue
-        to_add: list[str] = []
-        for field in model.fields.values():
-            found = other.fields.get(field.name)
-            if found is None:
-                to_add.append(field.line)
-            elif found.type != field.type:
-                problems += 1
-                click.echo(
-                    f"{name}.{field.name} has type {found.type}, expected {field.type}:\n"
-                    f"  {field.line.strip()}"
-                )
-        raw_attrs = [ln for ln in model.block.splitlines() if ln.strip().startswith("@@")]
-        for attr, raw in zip(model.attributes, raw_attrs, strict=True):
-            if attr not in other.attributes:
-                to_add.append(raw.rstrip())
-        if to_add:
-            problems += len(to_add)
-            click.echo(f"model {name} is missing; add inside `model {name} {{ ... }}`:")
-            for line in to_add:
+        for name, theirs, line in model.wrong_types:
+            click.echo(f"{model.name}.{name} has type {theirs}, expected {line.split()[1]}:")
+            click.echo(f"  {line}")
+        if model.lines_to_add:
+            what = plural(len(model.lines_to_add), "line")
+            click.echo(
+                f"model {model.name} lacks {what}; add inside `model {model.name} {{ ... }}`:"
+            )
+            for line in model.lines_to_add:
                 click.echo(line)
             click.echo()
-    if problems:
+    if diff.count:
         click.echo(
-            f"{path}: {plural(problems, 'difference')} from the nodellm-orm models ({provider})"
+            f"{path}: {plural(diff.count, 'difference')} from the nodellm-orm models "
+            f"({diff.provider})"
         )
         sys.exit(1)
-    click.echo(f"{path}: has every nodellm-orm model and field ({provider})")
+    click.echo(f"{path}: has every nodellm-orm model and field ({diff.provider})")
 
 
 @click.command()
