@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from nodellm_orm import Agent, connect, create_agent_session, create_chat, create_llm, load_chat
+from nodellm_orm.stores.base import TurnBegun
 from nodellm_orm.testing import FakeProvider
 from tests.conftest import SQL_BACKENDS, Database, SqlBackend, on_backends, sql_dialects
 
@@ -30,11 +31,11 @@ class HeldStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def begin_turn(self, *args: Any, **kwargs: Any) -> int:
+    async def begin_turn(self, *args: Any, **kwargs: Any) -> TurnBegun:
         if self.hold:
             self.reached.set()
             await self.release.wait()
-        result: int = await self._store.begin_turn(*args, **kwargs)
+        result: TurnBegun = await self._store.begin_turn(*args, **kwargs)
         return result
 
 

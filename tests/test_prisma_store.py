@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from nodellm_orm import StoreError, TableNames, Tool, create_chat, create_llm
 from nodellm_orm.orm.ids import new_id, utc_now
 from nodellm_orm.stores import open_store
+from nodellm_orm.stores.base import AdminStore, TurnBegun, TurnStore
 from nodellm_orm.stores.prisma import PrismaStore
 from nodellm_orm.testing import FakeProvider
 from tests.conftest import BACKENDS, Database, backend_params
@@ -178,12 +179,13 @@ async def test_begin_turn_counts_only_others_rows_after_the_cursor(prisma_db: Da
         return {"id": new_id(), "chatId": chat.id, "role": role, "createdAt": utc_now()}
 
     first = [message("user"), message("assistant")]
-    assert await store.begin_turn(chat.id, first) == 0
+    assert await store.begin_turn(chat.id, first) == TurnBegun(0)
     cursor = (first[1]["createdAt"], first[1]["id"])
     await store.insert_messages([message("user")])  # another writer
     second = [message("user"), message("assistant")]
-    assert await store.begin_turn(chat.id, second, after=cursor) == 1
-    assert await store.begin_turn(chat.id, [message("user")]) == 5
+    assert await store.begin_turn(chat.id, second, after=cursor) == TurnBegun(1)
+    assert await store.begin_turn(chat.id, [message("user")]) == TurnBegun(5)
+    assert isinstance(store, TurnStore) and isinstance(store, AdminStore)
 
 
 async def test_custom_columns_are_written_as_given(tmp_path: Path) -> None:

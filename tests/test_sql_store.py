@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from nodellm_orm.migrations.rename import rename_identifiers
 from nodellm_orm.migrations.runner import split_sqlite_script
 from nodellm_orm.model import TableNames
-from nodellm_orm.stores.base import Store, StoreError
+from nodellm_orm.stores.base import AdminStore, Store, StoreError, TurnBegun, TurnStore
 from nodellm_orm.stores.sql import SqlStore, connect, normalize_url
 from tests.conftest import migration_sql, postgres_server, sql_dialects
 
@@ -198,15 +198,15 @@ async def test_begin_turn_returns_count_of_other_messages(store: SqlStore) -> No
     cid = str(uuid.uuid4())
     await store.create_chat(chat_row(cid))
     n = await store.begin_turn(cid, [msg(cid, "m1", ms(0)), msg(cid, "m2", ms(0), "assistant")])
-    assert n == 0
+    assert n == TurnBegun(0)
     await store.insert_messages([msg(cid, "x1", ms(1)), msg(cid, "x2", ms(2))])
     n = await store.begin_turn(cid, [msg(cid, "m3", ms(3)), msg(cid, "m4", ms(3), "assistant")])
-    assert n == 4
+    assert n == TurnBegun(4)
     assert await store.count_messages(cid) == 6
     # Another chat's rows do not count.
     other = str(uuid.uuid4())
     await store.create_chat(chat_row(other))
-    assert await store.begin_turn(other, [msg(other, "o1", ms(0))]) == 0
+    assert await store.begin_turn(other, [msg(other, "o1", ms(0))]) == TurnBegun(0)
 
 
 async def test_begin_turn_reports_rows_written_after_the_cursor(store: SqlStore) -> None:
@@ -216,12 +216,41 @@ async def test_begin_turn_reports_rows_written_after_the_cursor(store: SqlStore)
     cursor = (ms(0), "m2")
     # Nothing new since the cursor, whether the store counts the window or uses `known`.
     turn = [msg(cid, "m3", ms(5)), msg(cid, "m4", ms(5), "assistant")]
-    assert await store.begin_turn(cid, turn, after=cursor, known=2) == 0
+    assert await store.begin_turn(cid, turn, after=cursor, known=2) == TurnBegun(0)
     # Another writer adds two rows after our cursor.
     await store.insert_messages([msg(cid, "x1", ms(6)), msg(cid, "x2", ms(7))])
     turn = [msg(cid, "m5", ms(8)), msg(cid, "m6", ms(8), "assistant")]
-    assert await store.begin_turn(cid, turn, after=(ms(5), "m4"), known=4) == 2
-    assert await store.begin_turn(cid, [msg(cid, "m7", ms(9))], after=(ms(8), "m6")) == 0
+    assert await store.begin_turn(cid, turn, after=(ms(5), "m4"), known=4) == TurnBegun(2)
+    turn = [msg(cid, "m7", ms(9))]
+    assert await store.begin_turn(cid, turn, after=(ms(8), "m6")) == TurnBegun(0)
+
+
+async def test_begin_turn_tells_rows_deleted_elsewhere_when_it_counts_by_known(
+    store: SqlStore,
+) -> None:
+    cid = str(uuid.uuid4())
+    await store.create_chat(chat_row(cid))
+    await store.begin_turn(cid, [msg(cid, "m1", ms(0)), msg(cid, "m2", ms(0), "assistant")])
+    await store.delete_message("m1")  # another writer deletes a row the caller holds
+    turn = [msg(cid, "m3", ms(5)), msg(cid, "m4", ms(5), "assistant")]
+    begun = await store.begin_turn(cid, turn, after=(ms(0), "m2"), known=2)
+    # A store counting the chat's rows sees one fewer than the caller holds; one counting the
+    # window after the cursor sees nobody else's row. Neither reports a negative count.
+    assert begun in (TurnBegun(0, read_again=True), TurnBegun(0))
+    assert begun.others >= 0
+
+
+def test_turn_begun_from_a_count() -> None:
+    assert TurnBegun.from_count(3) == TurnBegun(3)
+    assert TurnBegun.from_count(3, known=1) == TurnBegun(2)
+    assert TurnBegun.from_count(1, known=3) == TurnBegun(0, read_again=True)
+
+
+async def test_the_store_implements_both_ports(store: SqlStore) -> None:
+    assert isinstance(store, TurnStore) and isinstance(store, AdminStore)
+    assert isinstance(store, Store)
+    scoped = store.scoped(userId="u")
+    assert isinstance(scoped, TurnStore) and isinstance(scoped, AdminStore)
 
 
 async def test_messages_order_and_cursor(store: SqlStore) -> None:
@@ -238,15 +267,15 @@ async def test_messages_order_and_cursor(store: SqlStore) -> None:
     assert await store.list_messages(cid, after=(ms(9), "c")) == []
 
 
-async def test_update_and_delete_message(store: SqlStore) -> None:
+async def test_finish_and_delete_message(store: SqlStore) -> None:
     cid = str(uuid.uuid4())
     await store.create_chat(chat_row(cid))
     await store.insert_messages([msg(cid, "m1", ms(0), "assistant")])
-    await store.update_message("m1", {"content": "hi", "inputTokens": 3, "thinkingText": "t"})
+    await store.finish_turn("m1", {"content": "hi", "inputTokens": 3, "thinkingText": "t"}, [])
     (m,) = await store.list_messages(cid)
     assert (m.content, m.inputTokens, m.thinkingText, m.role) == ("hi", 3, "t", "assistant")
     with pytest.raises(StoreError, match="nope"):
-        await store.update_message("m1", {"nope": 1})
+        await store.finish_turn("m1", {"nope": 1}, [])
     await store.delete_message("m1")
     assert await store.count_messages(cid) == 0
 

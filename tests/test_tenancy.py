@@ -125,7 +125,6 @@ async def test_row_level_operations_on_another_tenants_rows_write_nothing(
     assert calls
     now = datetime.now(UTC)
     attempts = [
-        a.update_message(messages[0].id, {"content": "pwned"}),
         a.delete_message(messages[0].id),
         a.set_tool_results([(calls[0].id, "pwned")]),
         a.list_tool_calls([messages[1].id]),

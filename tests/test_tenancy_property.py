@@ -168,7 +168,7 @@ async def _run(url: str, spec: dict[str, Any]) -> None:
                     if rows:
                         if op == "update_message":
                             called = True
-                            await bound.update_message(rows[-1].id, {"content": "changed"})
+                            await bound.finish_turn(rows[-1].id, {"content": "changed"}, [])
                         elif op == "delete_message":
                             called = True
                             await bound.delete_message(rows[0].id)

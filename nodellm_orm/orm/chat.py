@@ -22,7 +22,7 @@ from ..core.messages import ChatChunk, Message, Response, Usage
 from ..core.options import CHAT_OPTIONS, AskOptions
 from ..model import ChatRecord, Cursor, MessageRecord, TableNames
 from ..stores import Database, open_store
-from ..stores.base import Store, near_miss_note
+from ..stores.base import TurnStore, near_miss_note
 from .history import LATE_WINDOW, describe_error, group_tool_calls, is_pending, replay
 from .ids import new_id, utc_now
 from .options import (
@@ -137,7 +137,7 @@ class Chat(ChatConfig):
 
     def __init__(
         self,
-        store: Store,
+        store: TurnStore,
         record: ChatRecord,
         core: CoreChat,
         *,
@@ -214,7 +214,7 @@ class Chat(ChatConfig):
         turn = self._recorder.new_turn(content or "", model=core.model, provider=core.provider.name)
         window = self._window()
         try:
-            newer, cancelled = await self._recorder.begin(
+            begun, cancelled = await self._recorder.begin(
                 turn, window, self._known - len(self._recent)
             )
         except Exception as exc:
@@ -233,8 +233,8 @@ class Chat(ChatConfig):
             error = asyncio.CancelledError()
             await self._fail(turn, error)
             raise error
-        unseen = newer - (len(self._recent) - 2)
-        if newer < 0 or unseen < 0:
+        unseen = begun.others - (len(self._recent) - 2)
+        if begun.read_again or unseen < 0:
             self._reread = True  # rows were deleted elsewhere: what we hold is out of date
         elif unseen:
             await self._catch_up(window, turn)

@@ -1,6 +1,6 @@
 """One turn's writes, and nothing else writes during a turn.
 
-A turn costs these statements (each a Store call):
+A turn costs these statements (each a TurnStore call):
 1. `begin_turn`: the user row and the assistant placeholder in one INSERT, which also counts
    the messages written after the chat's cursor by someone else (noticed for free);
 2. per tool round: one INSERT of the round's tool-call rows when they start, one UPDATE with
@@ -25,7 +25,7 @@ from ..core.chat import RequestMetrics, ToolOutcome
 from ..core.messages import ChatChunk, Message, Response, ToolCall, Usage
 from ..core.middleware import MiddlewareStopError
 from ..model import Cursor, MessageRecord, Row, ToolCallRecord, columns
-from ..stores.base import Store
+from ..stores.base import TurnBegun, TurnStore
 from .history import (
     PLACEHOLDER_RAW,
     assistant_values,
@@ -116,9 +116,9 @@ class Turn:
 
 
 class TurnRecorder:
-    """Writes a chat's turns through the Store; attached once to the core chat."""
+    """Writes a chat's turns through the TurnStore; attached once to the core chat."""
 
-    def __init__(self, store: Store, chat_id: str, persistence: Persistence) -> None:
+    def __init__(self, store: TurnStore, chat_id: str, persistence: Persistence) -> None:
         self.store = store
         self.chat_id = chat_id
         self.persistence = persistence
@@ -155,8 +155,8 @@ class TurnRecorder:
         self.turn = Turn(self.chat_id, user, placeholder)
         return self.turn
 
-    async def begin(self, turn: Turn, after: Cursor | None, known: int) -> tuple[int, bool]:
-        """Write the user row and the placeholder; returns how many rows others added.
+    async def begin(self, turn: Turn, after: Cursor | None, known: int) -> tuple[TurnBegun, bool]:
+        """Write the user row and the placeholder; what the store learned of others' rows.
 
         The second value says a cancellation arrived while writing (the rows are written).
         """

@@ -1,6 +1,9 @@
-"""The storage port: the few operations the ORM needs, and nothing more.
+"""The storage ports: what a turn needs (`TurnStore`) and what administration needs
+(`AdminStore`: listing, bulk insert, request paging, scoping checks, retention); a `Store` is
+both, and nothing more.
 
-The ORM is written once against this protocol; `SqlStore` (SQLAlchemy Core: SQLite,
+The ORM is written once against `TurnStore`; the CLI, export/import and retention against
+`Store`. `SqlStore` (SQLAlchemy Core: SQLite,
 PostgreSQL) and `PrismaStore` (a prisma-client-py client) implement it over the same physical
 schema.
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -105,19 +109,34 @@ def turn_rows(chat_id: str, rows: Sequence[Row]) -> list[Row]:
     return stamped
 
 
+@dataclass(frozen=True, slots=True)
+class TurnBegun:
+    """What `begin_turn` learned while it wrote a turn's first rows."""
+
+    # How many messages others wrote to the chat after the cursor (all the chat's other
+    # messages without a cursor).
+    others: int
+    # The chat holds fewer rows than the caller accounts for: some were deleted elsewhere, so
+    # what the caller holds is out of date and must be read again.
+    read_again: bool = False
+
+    @classmethod
+    def from_count(cls, count: int, known: int | None = None) -> TurnBegun:
+        """From a count of others' rows, less the `known` ones the caller holds already."""
+        if known is None:
+            return cls(count)
+        others = count - known
+        return cls(0, read_again=True) if others < 0 else cls(others)
+
+
 @runtime_checkable
-class Store(Protocol):
-    """One database, bound to one set of table names."""
+class TurnStore(Protocol):
+    """What a chat's turns need (the ORM's Chat, its recorder and agent sessions)."""
 
     @property
     def absent(self) -> Mapping[str, str]:
         """Optional models whose table (or delegate) does not exist, with the name looked for:
         reads of them see no rows."""
-        ...
-
-    @property
-    def dialect(self) -> str:
-        """'sqlite' or 'postgresql' (or 'mysql' where a backend supports it)."""
         ...
 
     async def bind(self, table_names: TableNames) -> Store:
@@ -146,19 +165,6 @@ class Store(Protocol):
         """Delete the chat and, by cascade, everything under it. False if it did not exist."""
         ...
 
-    async def list_chats(
-        self,
-        *,
-        limit: int = 50,
-        offset: int = 0,
-        where: Mapping[str, Any] | None = None,
-        before: datetime | None = None,
-        oldest_first: bool = False,
-    ) -> list[ChatRecord]:
-        """Newest first (oldest first if asked); only chats whose columns equal `where` and,
-        given `before`, created before it."""
-        ...
-
     # messages
     async def begin_turn(
         self,
@@ -167,20 +173,16 @@ class Store(Protocol):
         *,
         after: Cursor | None = None,
         known: int | None = None,
-    ) -> int:
+    ) -> TurnBegun:
         """Insert `rows` (a turn's user message and assistant placeholder) in ONE statement.
 
-        Returns how many messages others wrote to the chat after the cursor `after` (all the
+        Reports how many messages others wrote to the chat after the cursor `after` (all the
         chat's other messages when `after` is None), read in that same statement, so the
         caller learns about another writer without an extra round trip. `known` is how many
         messages the caller holds up to the cursor: a store may answer from the chat's count
-        instead (count - known) when that is cheaper; the result may then be negative when
-        rows were deleted, which also means "read again".
+        instead (count - known) when that is cheaper, and then tells rows deleted elsewhere
+        (`read_again`).
         """
-        ...
-
-    async def insert_messages(self, rows: Sequence[Row]) -> None:
-        """Insert message rows in one statement (import, seeding)."""
         ...
 
     async def list_messages(
@@ -189,10 +191,6 @@ class Store(Protocol):
         """The chat's messages in (createdAt, id) order; only those after `after` if given,
         at most `limit` (a page) if given."""
         ...
-
-    async def count_messages(self, chat_id: str) -> int: ...
-
-    async def update_message(self, message_id: str, values: Row) -> None: ...
 
     async def delete_message(self, message_id: str) -> None: ...
 
@@ -221,17 +219,12 @@ class Store(Protocol):
         """
         ...
 
-    async def list_requests(
-        self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
-    ) -> list[RequestRecord]:
-        """The chat's request rows in (createdAt, id) order, paged like `list_messages`."""
-        ...
-
     async def usage(
         self, chat_id: str | None = None, *, where: Mapping[str, Any] | None = None
     ) -> UsageTotals:
-        """Sums over request rows: one chat's, or (chat_id None) those of every chat whose
-        columns equal `where` (the whole database's without it)."""
+        """Sums over request rows: one chat's (`Chat.stats`), or (chat_id None, for
+        administration) those of every chat whose columns equal `where` (the whole
+        database's without it)."""
         ...
 
     # agent sessions
@@ -241,15 +234,55 @@ class Store(Protocol):
 
     async def get_agent_session(self, session_id: str) -> AgentSessionRecord | None: ...
 
+    async def update_agent_session(self, session_id: str, values: Row) -> None: ...
+
+    async def close(self) -> None:
+        """Release connections this store opened itself (never a user-supplied client)."""
+        ...
+
+
+@runtime_checkable
+class AdminStore(Protocol):
+    """What administration needs beyond turns: listing, bulk insert (import), paging the
+    request rows, scoping checks and retention (the CLI, export/import, purge, scoped
+    handles over an inner store)."""
+
+    @property
+    def dialect(self) -> str:
+        """'sqlite' or 'postgresql' (or 'mysql' where a backend supports it)."""
+        ...
+
+    async def list_chats(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        where: Mapping[str, Any] | None = None,
+        before: datetime | None = None,
+        oldest_first: bool = False,
+    ) -> list[ChatRecord]:
+        """Newest first (oldest first if asked); only chats whose columns equal `where` and,
+        given `before`, created before it."""
+        ...
+
+    async def insert_messages(self, rows: Sequence[Row]) -> None:
+        """Insert message rows in one statement (import, seeding)."""
+        ...
+
+    async def count_messages(self, chat_id: str) -> int: ...
+
+    async def list_requests(
+        self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
+    ) -> list[RequestRecord]:
+        """The chat's request rows in (createdAt, id) order, paged like `list_messages`."""
+        ...
+
     async def agent_session_of(self, chat_id: str) -> AgentSessionRecord | None:
         """The agent session whose chat is `chat_id`, if any (export)."""
         ...
 
-    async def update_agent_session(self, session_id: str, values: Row) -> None: ...
-
-    # administration (scoping, retention)
     async def owner_chats(self, kind: OwnedKind, ids: Sequence[str]) -> dict[str, str]:
-        """The chat id of each message (or tool call) in `ids` that exists."""
+        """The chat id of each message (or tool call) in `ids` that exists (scoping)."""
         ...
 
     async def subtree_counts(self, chat_ids: Sequence[str]) -> RowCounts:
@@ -260,6 +293,8 @@ class Store(Protocol):
         """Delete these chats (and by cascade everything under them); how many existed."""
         ...
 
-    async def close(self) -> None:
-        """Release connections this store opened itself (never a user-supplied client)."""
-        ...
+
+@runtime_checkable
+class Store(TurnStore, AdminStore, Protocol):
+    """One database, bound to one set of table names: both ports. Every backend (SqlStore,
+    PrismaStore) and every scoped handle implements it."""

@@ -32,7 +32,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 # Naive datetimes are UTC (the Store convention); the engine wants an offset: as_utc.
 from ..core.clock import as_utc, truncate_ms, utc_now
@@ -53,7 +53,7 @@ from ..model import (
     columns,
 )
 from ..model.definition import JSON_FIELDS, MODELS
-from .base import StoreError, missing_name_error, near_misses, turn_rows
+from .base import Store, StoreError, TurnBegun, missing_name_error, near_misses, turn_rows
 from .dialects import dialect_for
 from .drift import MIGRATIONS_SQL, drift_error, drift_problems
 from .tables import build_tables, encode_json, from_db_datetime, to_epoch_ms
@@ -376,9 +376,9 @@ class PrismaStore:
         *,
         after: Cursor | None = None,
         known: int | None = None,
-    ) -> int:
+    ) -> TurnBegun:
         if not rows:
-            return await self.count_messages(chat_id)
+            return TurnBegun(await self.count_messages(chat_id))
         data = [self._data(r) for r in turn_rows(chat_id, rows)]
         self._check("message", list(data[0]))
         ids = [d["id"] for d in data]
@@ -420,11 +420,10 @@ class PrismaStore:
             [("create_many", "message", {"data": data}, ["count"]), count]
         )
         if by_count:
-            assert known is not None
-            return int(counted["rows"][0][0]) - known
+            return TurnBegun.from_count(int(counted["rows"][0][0]), known)
         if self._sqlite:
-            return int(counted["rows"][0][0])
-        return int(counted["_count"]["_all"])
+            return TurnBegun(int(counted["rows"][0][0]))
+        return TurnBegun(int(counted["_count"]["_all"]))
 
     @staticmethod
     def _after(after: Cursor) -> list[dict[str, Any]]:
@@ -478,7 +477,7 @@ class PrismaStore:
     async def count_messages(self, chat_id: str) -> int:
         return int(await self._d("message").count(where={"chatId": chat_id}))
 
-    async def update_message(self, message_id: str, values: Row) -> None:
+    async def _update_message(self, message_id: str, values: Row) -> None:
         if not values:
             return
         self._check("message", list(values))
@@ -525,7 +524,7 @@ class PrismaStore:
     async def finish_turn(self, message_id: str, values: Row, requests: Sequence[Row]) -> None:
         self._check("message", list(values))
         if not requests:
-            await self.update_message(message_id, values)
+            await self._update_message(message_id, values)
             return
         data = [self._data(r) for r in requests]
         for d in data:
@@ -767,3 +766,9 @@ def _values(row: Mapping[str, Any]) -> list[Any]:
 def _model_fields(model: Any) -> frozenset[str]:
     fields = getattr(model, "model_fields", None) or getattr(model, "__fields__", {})
     return frozenset(fields)
+
+
+if TYPE_CHECKING:
+
+    def _implements_both_ports(store: PrismaStore) -> Store:  # checked by mypy, never called
+        return store

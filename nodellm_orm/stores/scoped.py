@@ -9,7 +9,7 @@ returns) wraps any store. The scope is a set of chat columns and values:
   scope columns (a row naming another value for one of them is refused);
 - every message, tool-call, request and agent-session operation is checked against its chat:
   rows must name an in-scope chat (tool calls an in-scope chat's message), and operations by
-  row id (`update_message`, `delete_message`, `set_tool_results`, `list_tool_calls`,
+  row id (`delete_message`, `set_tool_results`, `list_tool_calls`,
   `finish_turn`) first check whose rows the ids are. An id outside the scope raises
   `ScopeError` and nothing is written.
 - scope columns cannot be changed through the handle (`update_chat` refuses them).
@@ -45,7 +45,7 @@ from ..model import (
     ToolCallRecord,
     UsageTotals,
 )
-from .base import Store, StoreError, near_miss_note
+from .base import Store, StoreError, TurnBegun, near_miss_note
 
 if TYPE_CHECKING:
     from . import Database
@@ -270,13 +270,13 @@ class ScopedStore:
         *,
         after: Cursor | None = None,
         known: int | None = None,
-    ) -> int:
+    ) -> TurnBegun:
         await self._require_chats([chat_id])
-        count = await self._store().begin_turn(chat_id, rows, after=after, known=known)
+        begun = await self._store().begin_turn(chat_id, rows, after=after, known=known)
         for row in rows:
             if isinstance(row.get("id"), str):
                 self._messages.add(row["id"], chat_id)
-        return count
+        return begun
 
     async def insert_messages(self, rows: Sequence[Row]) -> None:
         await self._require_chats(r.get("chatId") for r in rows)
@@ -296,12 +296,6 @@ class ScopedStore:
     async def count_messages(self, chat_id: str) -> int:
         await self._require_chats([chat_id])
         return await self._store().count_messages(chat_id)
-
-    async def update_message(self, message_id: str, values: Row) -> None:
-        if "chatId" in values:
-            raise ScopeError("update_message cannot move a message to another chat")
-        await self._require_owned("message", [message_id])
-        await self._store().update_message(message_id, values)
 
     async def delete_message(self, message_id: str) -> None:
         await self._require_owned("message", [message_id])
@@ -410,3 +404,9 @@ class ScopedStore:
 
     async def close(self) -> None:
         """A scoped handle owns nothing: closing the underlying store is its owner's job."""
+
+
+if TYPE_CHECKING:
+
+    def _implements_both_ports(store: ScopedStore) -> Store:  # checked by mypy, never called
+        return store
