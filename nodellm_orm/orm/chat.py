@@ -8,7 +8,6 @@ what `begin_turn` reports), so a turn's database cost does not grow with the his
 from __future__ import annotations
 
 import asyncio
-import bisect
 import json
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
@@ -23,7 +22,7 @@ from ..core.options import CHAT_OPTIONS, AskOptions
 from ..model import ChatRecord, Cursor, MessageRecord, TableNames
 from ..stores import Database, open_store
 from ..stores.base import TurnStore, near_miss_note
-from .history import LATE_WINDOW, describe_error, group_tool_calls, is_pending, replay
+from .history import describe_error, group_tool_calls, replay
 from .ids import new_id, utc_now
 from .options import (
     CREATE_CHAT_OPTIONS,
@@ -35,6 +34,7 @@ from .options import (
     TableNamesLike,
     options_or_table_names,
 )
+from .sync import HistorySync, key_of
 from .text import storable, storable_message, storable_text
 from .turn import Turn, TurnRecorder, record_of, settle
 
@@ -152,19 +152,10 @@ class Chat(ChatConfig):
         self._recorder = TurnRecorder(store, record.id, persistence)
         self._recorder.attach(core)
         self._lock = asyncio.Lock()
-        self._history_loaded = history_loaded
+        self._sync = HistorySync(loaded=history_loaded)
         self._inject_instructions = inject_instructions
-        self._cursor: Cursor | None = None
-        # How many of the chat's rows (up to the cursor) the in-memory history accounts for.
-        self._known = 0
-        # (createdAt, id) of the rows held that lie within LATE_WINDOW of the cursor, sorted.
-        self._recent: list[Cursor] = []
-        self._cached_rows: list[MessageRecord] | None = None
         self._saved_instructions = record.instructions
         self._stored_instructions_replaced = False
-        # Re-read the history before the next turn: another writer's turn was in flight when
-        # last read, or rows were deleted elsewhere.
-        self._reread = False
         # Set by the fluent methods that change a chat column, so a turn only compares
         # configuration (an O(history) scan for instructions) when something changed.
         self._config_changed = False
@@ -212,31 +203,26 @@ class Chat(ChatConfig):
             start.user = storable_message(start.user)
         content = start.user.content if start.user is not None else message
         turn = self._recorder.new_turn(content or "", model=core.model, provider=core.provider.name)
-        window = self._window()
+        sync = self._sync
+        window = sync.window()
         try:
-            begun, cancelled = await self._recorder.begin(
-                turn, window, self._known - len(self._recent)
-            )
+            begun, cancelled = await self._recorder.begin(turn, window, sync.known_before_window)
         except Exception as exc:
             self._recorder.turn = None  # nothing was written
             # Most likely the chat row is gone (deleted elsewhere): say so, not a raw FK error.
             if await self.store.get_chat(self.id) is None:
                 raise LookupError(f"chat {self.id} no longer exists") from exc
             raise
-        self._known += 2
-        self._remember([self._key(turn.user), self._key(turn.placeholder)])
+        sync.remember([key_of(turn.user), key_of(turn.placeholder)])
         if cancelled:
             # Written, but the turn stops here: end it as one that produced nothing, and read
             # what others wrote meanwhile at the next turn.
-            self._reread = True
+            sync.reread = True
             turn.mark = len(core.messages)
             error = asyncio.CancelledError()
             await self._fail(turn, error)
             raise error
-        unseen = begun.others - (len(self._recent) - 2)
-        if begun.read_again or unseen < 0:
-            self._reread = True  # rows were deleted elsewhere: what we hold is out of date
-        elif unseen:
+        if sync.unseen(begun):
             await self._catch_up(window, turn)
         turn.mark = len(core.messages)
         return turn, start
@@ -260,39 +246,13 @@ class Chat(ChatConfig):
             stored, cancelled = await settle(self._recorder.fail(turn, error, answered=answered))
         except Exception as exc:
             error.add_note(f"the failed turn could not be recorded: {describe_error(exc)}")
-            self._reread = True  # the database says what happened: read it at the next turn
+            self._sync.reread = True  # the database says what happened: read it next turn
             return
         self.core.messages[turn.mark :] = turn.replay(stored)
         if stored is None:  # the placeholder was removed
-            self._known -= 1
-            key = self._key(turn.placeholder)
-            if key in self._recent:
-                self._recent.remove(key)
+            self._sync.forget(key_of(turn.placeholder))
         if cancelled and not isinstance(error, asyncio.CancelledError):
             raise asyncio.CancelledError
-
-    @staticmethod
-    def _key(row: Any) -> Cursor:
-        if isinstance(row, dict):
-            return (row["createdAt"], row["id"])
-        assert row.createdAt is not None
-        return (row.createdAt, row.id)
-
-    def _window(self) -> Cursor | None:
-        """Where the rows a turn counts start: LATE_WINDOW before the cursor (None: all)."""
-        if self._cursor is None:
-            return None
-        start = self._cursor[0] - LATE_WINDOW
-        # Sorted: drop the keys older than `start` by bisection, not by scanning every key
-        # (a chat asked many times within the window holds them all).
-        del self._recent[: bisect.bisect_left(self._recent, (start,))]
-        return (start, "")
-
-    def _remember(self, keys: Sequence[Cursor]) -> None:
-        for key in keys:
-            bisect.insort(self._recent, key)
-        if self._recent and (self._cursor is None or self._recent[-1] > self._cursor):
-            self._cursor = self._recent[-1]
 
     # ---- history -------------------------------------------------------------------------
 
@@ -305,29 +265,20 @@ class Chat(ChatConfig):
         return []
 
     async def _load_history(self) -> None:
-        if self._history_loaded and not self._reread:
+        sync = self._sync
+        if not sync.must_read:
             return
-        rows = self._cached_rows
+        rows = sync.take_cached()
         if rows is None:
             rows = await self.store.list_messages(self.id)
-        self._cached_rows = None
         replayed = await self._replay(rows)
         system = [m for m in self.core.messages if m.role == "system"]
-        if not self._history_loaded:
+        if not sync.loaded:
             # Instructions set through the fluent API before the first turn follow the
             # stored ones.
             system = [*self._system_messages(), *system]
         self.core.messages = [*system, *replayed]
-        now = utc_now()
-        self._reread = any(is_pending(r, now) for r in rows)
-        self._known = len(rows)
-        self._recent = []
-        if rows:
-            newest = self._key(rows[-1])[0]
-            self._recent = [self._key(r) for r in rows if self._key(r)[0] >= newest - LATE_WINDOW]
-            self._recent.sort()
-            self._cursor = self._recent[-1]
-        self._history_loaded = True
+        sync.read_all(rows, utc_now())
 
     async def _replay(self, rows: Sequence[MessageRecord]) -> list[Message]:
         ids = [r.id for r in rows if r.role == "assistant"]
@@ -347,20 +298,13 @@ class Chat(ChatConfig):
         after this turn's question (it started later but was faster).
         """
         rows = await self.store.list_messages(self.id, after=window)
-        held = {k[1] for k in self._recent}
-        fresh = [r for r in rows if r.id not in held]
-        ours = self._key(turn.user)
-        held_before = [k for k in self._recent if k[1] not in (ours[1], turn.message_id)]
-        newest = held_before[-1] if held_before else None
-        if not fresh or any(newest is not None and self._key(r) < newest for r in fresh):
+        ours = key_of(turn.user)
+        fresh = self._sync.fresh(rows, ours, turn.message_id)
+        if fresh is None:
             await self._read_again(turn)
             return
         self.core.messages.extend(await self._replay(fresh))
-        now = utc_now()
-        after_ours = any(self._key(r) > ours for r in fresh)
-        self._reread = self._reread or after_ours or any(is_pending(r, now) for r in fresh)
-        self._known += len(fresh)
-        self._remember([self._key(r) for r in fresh])
+        self._sync.caught_up(fresh, ours, utc_now())
 
     async def _read_again(self, turn: Turn) -> None:
         """The whole history, read again during `turn` (whose own rows it leaves out)."""
@@ -369,13 +313,7 @@ class Chat(ChatConfig):
         others = [r for r in rows if r.id not in ours]
         system = [m for m in self.core.messages if m.role == "system"]
         self.core.messages = [*system, *await self._replay(others)]
-        keys = sorted(self._key(r) for r in rows)
-        self._known = len(rows)
-        self._cursor = keys[-1]
-        self._recent = [k for k in keys if k[0] >= self._cursor[0] - LATE_WINDOW]
-        now = utc_now()
-        mine = self._key(turn.user)
-        self._reread = any(is_pending(r, now) or self._key(r) > mine for r in others)
+        self._sync.read_again(rows, others, key_of(turn.user), utc_now())
 
     async def _save_config(self) -> None:
         """Persist instructions/model changed through the fluent API since the last turn."""
@@ -403,8 +341,7 @@ class Chat(ChatConfig):
     async def messages(self) -> list[MessageRecord]:
         """Every stored message of the chat, in order (re-read: other writers included)."""
         rows = await self.store.list_messages(self.id)
-        if not self._history_loaded:
-            self._cached_rows = rows
+        self._sync.offer(rows)
         return rows
 
     async def stats(self) -> Usage:
@@ -426,7 +363,7 @@ class Chat(ChatConfig):
         return self.core
 
     def with_instructions(self, text: str, replace: bool = False) -> Self:
-        if replace and not self._history_loaded:
+        if replace and not self._sync.loaded:
             # The stored instructions are replaced, so history loading must not bring them back.
             self._stored_instructions_replaced = True
         super().with_instructions(storable_text(text) if isinstance(text, str) else text, replace)
