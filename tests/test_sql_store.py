@@ -463,7 +463,7 @@ async def test_custom_table_names(make_store: Factory) -> None:
     assert await base.bind(TableNames(chat="Conversation", message="chat_messages")) is store
     cid = str(uuid.uuid4())
     await store.create_chat(chat_row(cid))
-    assert await store.begin_turn(cid, [msg(cid, "m", ms(0))]) == 0
+    assert await store.begin_turn(cid, [msg(cid, "m", ms(0))]) == TurnBegun(0)
     assert [m.id for m in await store.list_messages(cid)] == ["m"]
     assert await store.delete_chat(cid)
     assert await store.count_messages(cid) == 0
