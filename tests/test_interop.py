@@ -121,7 +121,9 @@ async def test_chat_moves_between_backends_with_history_tools_and_order(
     chat = await create_chat(pair.prisma, llm, instructions="Be brief.", metadata={"k": [1]})
     chat.with_tool(Weather)
     await chat.ask("Weather in Oslo?")
-    written_by_prisma = [m.model_dump() for m in chat.core.messages]
+    # What a request sends: the instructions, then the history.
+    sent_history = [*chat.core.system_messages, *chat.core.messages]
+    written_by_prisma = [m.model_dump() for m in sent_history]
 
     # The sql backend loads the chat and continues it with the full history.
     on_sql = await load_chat(pair.sql, llm, chat.id)

@@ -118,7 +118,9 @@ async def test_history_replays_tool_rounds_to_a_fresh_chat_object(
     chat = await create_chat(database.db, llm, instructions="Be helpful.")
     chat.with_tool(Weather)
     await chat.ask("Weather in Oslo?")
-    in_memory = [m.model_dump() for m in chat.core.messages]
+    # What a request sends: the instructions, then the history.
+    sent_history = [*chat.core.system_messages, *chat.core.messages]
+    in_memory = [m.model_dump() for m in sent_history]
 
     reloaded = await load_chat(database.db, llm, chat.id)
     assert reloaded is not None

@@ -102,8 +102,11 @@ class Agent(ChatConfig):
         self.chat: Chat = base.chat(model or cls.model, **options)
         # Stored history never carries the agent's instructions: the class owns those.
         self.chat.messages = [m for m in messages if m.role != "system"]
-        self.chat.on_before_request(self._before_request)
+        self._rendered: Message | None = None
         self._resolve_tools(self.inputs)
+        self._render()
+        # Each turn renders them again with its inputs, before the lifecycle's on_start.
+        self.chat.turn_start_hooks.append(lambda _messages: self._render())
         self._wire_lifecycle()
 
     def _core(self) -> Chat:
@@ -136,13 +139,19 @@ class Agent(ChatConfig):
         tools = [*self.resolve_tools(inputs), *self._added_tools]
         self.chat.tools = {t.tool_name(): t for t in tools}
 
-    def _before_request(self, messages: list[Message]) -> list[Message]:
+    def _render(self) -> None:
+        """Write the resolved instructions into the chat's instructions field (JS: the agent's
+        `withInstructions(..., {replace: true})`), and the tools when they are lazy.
+
+        Only the message the agent rendered last is replaced: instructions added on the chat
+        itself stay after it.
+        """
         if callable(self._tools_source):
             self._resolve_tools()
         text = self.resolve_instructions()
-        if not text:
-            return messages
-        return [Message(role="system", content=text), *messages]
+        kept = [m for m in self.chat.system_messages if m is not self._rendered]
+        self._rendered = Message(role="system", content=text) if text else None
+        self.chat.system_messages = [*([self._rendered] if self._rendered else []), *kept]
 
     _turn_inputs: Inputs | None = None
 
@@ -258,6 +267,7 @@ class Agent(ChatConfig):
             self._extra_instructions = []
         else:
             self._extra_instructions.append(text)
+        self._render()
         return self
 
 

@@ -288,15 +288,14 @@ class ChatConfig:
     # ---- configuration -------------------------------------------------------------------
 
     def with_instructions(self, text: str, replace: bool = False) -> Self:
-        """Add a system message; `replace=True` drops the earlier ones first (as in JS)."""
+        """Add to the instructions, sent first in every request; `replace=True` drops the
+        earlier ones first (as in JS)."""
         if not isinstance(text, str):
             raise TypeError(f"instructions must be a string, not {type(text).__name__}")
         chat = self._core()
         if replace:
-            chat.messages = [m for m in chat.messages if m.role != "system"]
-        system = [m for m in chat.messages if m.role == "system"]
-        rest = [m for m in chat.messages if m.role != "system"]
-        chat.messages = [*system, Message(role="system", content=text), *rest]
+            chat.system_messages = []
+        chat.system_messages.append(Message(role="system", content=text))
         return self
 
     def system(self, text: str, replace: bool = False) -> Self:
@@ -525,7 +524,11 @@ class Chat(ChatConfig):
         self.llm = llm
         self._provider = provider
         self.model = model
-        self.messages: list[Message] = list(messages)
+        given = list(messages)
+        # The instructions, kept apart from the history (JS `systemMessages`) and sent first in
+        # every request; system messages given with the history join them, as in JS.
+        self.system_messages: list[Message] = [m for m in given if m.role == "system"]
+        self.messages: list[Message] = [m for m in given if m.role != "system"]
         self.temperature: float | None = None
         self.max_tokens: int | None = None
         self.thinking: dict[str, Any] | None = None
@@ -598,7 +601,7 @@ class Chat(ChatConfig):
 
     @property
     def instructions(self) -> str | None:
-        texts = [m.content or "" for m in self.messages if m.role == "system"]
+        texts = [m.content or "" for m in self.system_messages]
         return "\n\n".join(texts) if texts else None
 
     @property
@@ -670,7 +673,7 @@ class Chat(ChatConfig):
             request_id=str(uuid.uuid4()),
             provider=self.provider.name,
             model=self.model,
-            messages=[*self.messages, *([user] if user else [])],
+            messages=[*self.system_messages, *self.messages, *([user] if user else [])],
             options={**self.options, **options},
         )
         if self.middlewares:
@@ -685,7 +688,8 @@ class Chat(ChatConfig):
                 if last is None or last.role != "user":
                     raise TypeError("an on_request middleware removed the user message")
                 user = last
-            self.messages = messages
+            self.system_messages = [m for m in messages if m.role == "system"]
+            self.messages = [m for m in messages if m.role != "system"]
         return TurnStart(context=context, options=options, user=user)
 
     async def run_turn(self, start: TurnStart, *, stream: bool) -> AsyncGenerator[ChatChunk, None]:
@@ -868,7 +872,8 @@ class Chat(ChatConfig):
 
     async def _next_request(self, stream: bool, options: dict[str, Any]) -> ChatRequest:
         """The request for the next round trip, after the hooks that may rewrite it."""
-        messages = list(self.messages)
+        # The instructions are rendered here, as the request is built.
+        messages = [*self.system_messages, *self.messages]
         for hook in self.before_request_hooks:
             replaced = await call_hook(hook, messages)
             if replaced is not None:

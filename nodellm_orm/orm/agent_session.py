@@ -268,7 +268,7 @@ async def create_agent_session(
         agent.chat,
         persistence=Persistence.coerce(persistence),
         history_loaded=True,
-        inject_instructions=False,
+        saves_instructions=False,
     )
     return AgentSession(record, agent, chat)
 
@@ -320,6 +320,6 @@ async def load_agent_session(
         agent.chat,
         persistence=Persistence.coerce(persistence),
         history_loaded=False,
-        inject_instructions=False,
+        saves_instructions=False,
     )
     return AgentSession(record, agent, chat)

@@ -143,7 +143,7 @@ class Chat(ChatConfig):
         *,
         persistence: Persistence,
         history_loaded: bool,
-        inject_instructions: bool = True,
+        saves_instructions: bool = True,
     ) -> None:
         self.store = store
         self.record = record
@@ -153,9 +153,10 @@ class Chat(ChatConfig):
         self._recorder.attach(core)
         self._lock = asyncio.Lock()
         self._sync = HistorySync(loaded=history_loaded)
-        self._inject_instructions = inject_instructions
+        # The chat row's instructions follow the core chat's; not for an agent session, whose
+        # class owns its instructions (the row keeps what they were at creation).
+        self._saves_instructions = saves_instructions
         self._saved_instructions = record.instructions
-        self._stored_instructions_replaced = False
         # Set by the fluent methods that change a chat column, so a turn only compares
         # configuration (an O(history) scan for instructions) when something changed.
         self._config_changed = False
@@ -256,14 +257,6 @@ class Chat(ChatConfig):
 
     # ---- history -------------------------------------------------------------------------
 
-    def _system_messages(self) -> list[Message]:
-        instructions = self.record.instructions
-        if self._stored_instructions_replaced:
-            return []
-        if self._inject_instructions and instructions:
-            return [Message(role="system", content=instructions)]
-        return []
-
     async def _load_history(self) -> None:
         sync = self._sync
         if not sync.must_read:
@@ -271,13 +264,8 @@ class Chat(ChatConfig):
         rows = sync.take_cached()
         if rows is None:
             rows = await self.store.list_messages(self.id)
-        replayed = await self._replay(rows)
-        system = [m for m in self.core.messages if m.role == "system"]
-        if not sync.loaded:
-            # Instructions set through the fluent API before the first turn follow the
-            # stored ones.
-            system = [*self._system_messages(), *system]
-        self.core.messages = [*system, *replayed]
+        # The instructions are the core chat's own field: the history is only the messages.
+        self.core.messages = await self._replay(rows)
         sync.read_all(rows, utc_now())
 
     async def _replay(self, rows: Sequence[MessageRecord]) -> list[Message]:
@@ -311,8 +299,7 @@ class Chat(ChatConfig):
         rows = await self.store.list_messages(self.id)
         ours = {turn.user["id"], turn.message_id}
         others = [r for r in rows if r.id not in ours]
-        system = [m for m in self.core.messages if m.role == "system"]
-        self.core.messages = [*system, *await self._replay(others)]
+        self.core.messages = await self._replay(others)
         self._sync.read_again(rows, others, key_of(turn.user), utc_now())
 
     async def _save_config(self) -> None:
@@ -321,7 +308,7 @@ class Chat(ChatConfig):
             return
         self._config_changed = False
         changes: dict[str, Any] = {}
-        if self._inject_instructions:
+        if self._saves_instructions:
             instructions = self.core.instructions
             if instructions != self._saved_instructions:
                 changes["instructions"] = instructions
@@ -363,9 +350,6 @@ class Chat(ChatConfig):
         return self.core
 
     def with_instructions(self, text: str, replace: bool = False) -> Self:
-        if replace and not self._sync.loaded:
-            # The stored instructions are replaced, so history loading must not bring them back.
-            self._stored_instructions_replaced = True
         super().with_instructions(storable_text(text) if isinstance(text, str) else text, replace)
         self._config_changed = True
         return self
@@ -499,6 +483,8 @@ async def load_chat(
     provider = opts.get("provider") or record.provider
     chat_llm = llm.with_provider(provider) if provider else llm
     core = chat_llm.chat(opts.get("model") or record.model, **runtime)
+    if record.instructions:
+        core.with_instructions(record.instructions)
     chat = Chat(store, record, core, persistence=persistence, history_loaded=False)
     if opts.get("instructions"):
         chat.with_instructions(opts["instructions"], replace=True)
