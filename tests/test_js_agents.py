@@ -95,6 +95,20 @@ async def test_lazy_tools_and_instructions_follow_the_inputs(
     assert [t.name for t in fake.requests[-1].tools] == ["add"]  # metadata from the database
 
 
+async def test_tools_added_with_with_tools_survive_lazy_tools(llm: LLM, fake: FakeProvider) -> None:
+    # Each turn resolves the lazy tools again: what the agent was given with with_tools (and
+    # with_tool) stays beside them, and replace=True leaves only the given ones.
+    agent = Calculator(llm=llm, inputs={"math": True}).with_tools(Boom)
+    fake.reply("ok").reply("ok").reply("ok")
+    await agent.ask("1+1")
+    assert sorted(t.name for t in fake.requests[-1].tools) == ["add", "boom"]
+    await agent.ask("words", inputs={"math": False})
+    assert [t.name for t in fake.requests[-1].tools] == ["boom"]
+    agent.with_tools([Add], replace=True)
+    await agent.ask("again", inputs={"math": False})
+    assert [t.name for t in fake.requests[-1].tools] == ["add"]
+
+
 class Watched(Agent):
     model = "watch-model"
     tools = [Add, Boom]

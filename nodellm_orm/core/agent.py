@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Unpack
 from .chat import Chat, ChatConfig
 from .llm import LLM, create_llm
 from .messages import ChatChunk, Message, Response, Thinking, ToolCall, Usage
-from .options import JS_SPELLINGS, AskOptions, ChatOptions, Schema
+from .options import JS_SPELLINGS, AskOptions, ChatOptions, Schema, ToolCalls, ToolChoice
 from .tools import Tool, as_tool
 
 Inputs = dict[str, Any]
@@ -253,9 +253,27 @@ class Agent(ChatConfig):
     # ---- fluent configuration that differs from the chat's --------------------------------
 
     def with_tool(self, tool: Tool | type[Tool]) -> Agent:
-        instance = as_tool(tool)
-        self._added_tools.append(instance)
-        self.chat.tools[instance.tool_name()] = instance
+        return self.with_tools(tool)
+
+    def with_tools(
+        self,
+        *tools: Tool | type[Tool] | Sequence[Tool | type[Tool]],
+        replace: bool = False,
+        choice: ToolChoice | None = None,
+        calls: ToolCalls | None = None,
+    ) -> Agent:
+        """As the chat's, and kept across turns: each turn resolves lazy tools again, and the
+        given ones stay beside them (`replace=True`: only the given ones, the class's dropped)."""
+        before = {id(t) for t in self.chat.tools.values()}
+        super().with_tools(*tools, replace=replace, choice=choice, calls=calls)
+        given = [t for t in self.chat.tools.values() if id(t) not in before]
+        if replace:
+            self._tools_source = []
+            self._added_tools = given
+        else:
+            names = {t.tool_name() for t in given}
+            self._added_tools = [t for t in self._added_tools if t.tool_name() not in names]
+            self._added_tools += given
         return self
 
     def with_instructions(self, text: str, replace: bool = False) -> Agent:
