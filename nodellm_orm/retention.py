@@ -18,7 +18,7 @@ from typing import Any
 
 from .core.clock import as_utc, utc_now
 from .model import RowCounts, TableNames
-from .stores import open_store
+from .stores import Database, open_store
 
 __all__ = ["PurgeReport", "parse_age", "purge_chats"]
 
@@ -55,7 +55,7 @@ def parse_age(text: str) -> timedelta:
 
 
 async def purge_chats(
-    db: Any,
+    db: Database,
     *,
     older_than: timedelta | datetime,
     where: Mapping[str, Any] | None = None,

@@ -40,7 +40,7 @@ from .model import (
     TableNames,
 )
 from .model.definition import MODELS
-from .stores import open_store
+from .stores import Database, open_store
 from .stores.base import Store, near_miss_note
 
 __all__ = [
@@ -118,7 +118,7 @@ async def _total(store: Store, where: Mapping[str, Any] | None) -> int:
 
 
 async def export_records(
-    db: Any,
+    db: Database,
     *,
     where: Mapping[str, Any] | None = None,
     table_names: TableNames | None = None,
@@ -176,7 +176,7 @@ async def export_records(
 
 
 async def export_chats(
-    db: Any,
+    db: Database,
     out: IO[str],
     *,
     where: Mapping[str, Any] | None = None,
@@ -489,7 +489,7 @@ class _Importer:
 
 
 async def import_chats(
-    db: Any,
+    db: Database,
     lines: Iterable[str],
     *,
     source: str = "<import>",
