@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
 from nodellm_orm import (
     LLM,
@@ -24,26 +23,7 @@ from nodellm_orm.core.agent import define_agent
 from nodellm_orm.core.messages import Response, Thinking, ToolCall
 from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.testing import FakeProvider
-
-
-class Add(Tool):
-    name = "add"
-    description = "Add two numbers"
-
-    class Params(BaseModel):
-        a: int
-        b: int
-
-    def execute(self, params: Any) -> str:
-        return str(params.a + params.b)
-
-
-class Boom(Tool):
-    name = "boom"
-    description = "Always fails"
-
-    def execute(self, params: Any) -> str:
-        raise RuntimeError("kaput")
+from tests.support.tools import Add, Boom
 
 
 @pytest.fixture

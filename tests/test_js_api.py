@@ -25,26 +25,7 @@ from nodellm_orm.orm.chat import Chat
 from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.testing import FakeProvider
 from tests.conftest import Database
-
-
-class Add(Tool):
-    name = "add"
-    description = "Add two numbers"
-
-    class Params(BaseModel):
-        a: int
-        b: int
-
-    def execute(self, params: Any) -> str:
-        return str(params.a + params.b)
-
-
-class Boom(Tool):
-    name = "boom"
-    description = "Always fails"
-
-    def execute(self, params: Any) -> str:
-        raise RuntimeError("kaput")
+from tests.support.tools import Add, Boom
 
 
 @pytest.fixture

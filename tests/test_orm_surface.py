@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from nodellm_orm import LLM, Agent, Tool, connect, create_agent_session, create_chat
+from nodellm_orm import LLM, Agent, connect, create_agent_session, create_chat
 from nodellm_orm.core.chat import Chat as CoreChat
 from nodellm_orm.core.chat import ChatConfig, RequestMetrics
 from nodellm_orm.core.messages import Message, Response, ToolCall
@@ -22,18 +22,7 @@ from nodellm_orm.orm.agent_session import AgentSession
 from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.testing import FakeProvider
 from tests.conftest import Database
-
-
-class Add(Tool):
-    name = "add"
-    description = "Add two numbers"
-
-    class Params(BaseModel):
-        a: int
-        b: int
-
-    def execute(self, params: Any) -> str:
-        return str(params.a + params.b)
+from tests.support.tools import Add
 
 
 class Answer(BaseModel):
