@@ -23,8 +23,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from nodellm_orm.cli import main
+from nodellm_orm.core.clock import to_datetime
 from nodellm_orm.dashboard import DashboardError, create_app
-from nodellm_orm.stores.tables import from_db_datetime
 from nodellm_orm.stores.urls import async_url
 from tests.conftest import postgres_server, sql_dialects
 from tests.support.dashboard_seed import Seeded, long_chat, seed, sql
@@ -169,7 +169,7 @@ async def test_overview_buckets_and_bad_parameters(seeded: Seeded, pages: Pages)
         charts = json.loads(page.split('id="charts-data">', 1)[1].split("</script>", 1)[0])
         expected: dict[int, list[int]] = {}
         for at, tokens in rows:
-            when = from_db_datetime(at)
+            when = to_datetime(at)
             assert when is not None
             acc = expected.setdefault(bucket_start(when, bucket), [0, 0])
             acc[0] += 1

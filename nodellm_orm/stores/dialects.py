@@ -33,9 +33,10 @@ from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import Text, TypeEngine
 
+from ..core.clock import as_utc, iso_ms, naive_utc, to_epoch_ms
 from .base import StoreError
 from .connection import BUSY_TIMEOUT_MS, Lease, PgLease, SqliteLease
-from .tables import SqliteDateTime, to_epoch_ms, to_iso_text, to_naive_utc, to_utc
+from .tables import SqliteDateTime
 
 __all__ = [
     "PostgresDialect",
@@ -270,7 +271,7 @@ class SqliteDialect(SqlDialect):
           better-sqlite3 / libsql adapters write by default (`2026-01-02T03:04:05.678+00:00`),
           so the JS package in its default set-up reads every history in order.
         """
-        return to_epoch_ms if stored == "integer" else to_iso_text
+        return to_epoch_ms if stored == "integer" else iso_ms
 
     def order_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
         """Epoch milliseconds, whether the row holds them (ours, Prisma's native engine) or
@@ -393,11 +394,11 @@ class PostgresDialect(SqlDialect):
         return declared in self._HOLDS[kind]
 
     def encode_datetime(self, value: datetime) -> Any:
-        return to_naive_utc(value)
+        return naive_utc(value)
 
     def param_datetime(self, value: datetime) -> Any:
         # The store's connections read and send TIMESTAMP as timestamptz (PgLease.open).
-        return to_utc(value)
+        return as_utc(value)
 
     def datetime_type(self) -> TypeEngine[Any]:
         return postgresql.TIMESTAMP(precision=3)
@@ -414,10 +415,10 @@ class PostgresDialect(SqlDialect):
         return cast(func.floor(epoch * literal_column("1000")), BigInteger)
 
     def at_or_after(self, col: ColumnElement[Any], at: datetime) -> ColumnElement[bool]:
-        return col >= to_naive_utc(at)
+        return col >= naive_utc(at)
 
     def before(self, col: ColumnElement[Any], at: datetime) -> ColumnElement[bool]:
-        return col < to_naive_utc(at)
+        return col < naive_utc(at)
 
     def bucket(self, col: ColumnElement[Any], unit: str) -> ColumnElement[Any]:
         if unit not in self.bucket_ms_of:

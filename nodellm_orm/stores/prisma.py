@@ -35,7 +35,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 # Naive datetimes are UTC (the Store convention); the engine wants an offset: as_utc.
-from ..core.clock import as_utc, truncate_ms, utc_now
+from ..core.clock import as_utc, to_datetime, to_epoch_ms, truncate_ms, utc_now
+from ..core.jsoncodec import encode as encode_json
 from ..model import (
     DEFAULT_DELEGATES,
     OPTIONAL_MODELS,
@@ -56,7 +57,7 @@ from ..model.definition import JSON_FIELDS, MODELS
 from .base import Store, StoreError, TurnBegun, missing_name_error, near_misses, turn_rows
 from .dialects import dialect_for
 from .drift import MIGRATIONS_SQL, drift_error, drift_problems
-from .tables import build_tables, encode_json, from_db_datetime, to_epoch_ms
+from .tables import build_tables
 
 __all__ = ["PrismaStore"]
 
@@ -114,7 +115,7 @@ def _json_text(value: Any) -> Any:
 
 def _from_raw(shape: _Shape[_R], row: dict[str, Any]) -> _R:
     """A record from a raw SQLite row (DateTime read as the one comparable key, Json as text)."""
-    dt = from_db_datetime
+    dt = to_datetime
     return shape.record(
         **{f: row[f] for f in shape.plain},
         **{f: dt(row[f]) for f in shape.dates},
@@ -273,7 +274,7 @@ class PrismaStore:
         """A record of one row read field by field (chats and sessions: a row at a time)."""
         return shape.record(
             **{f: get(f) for f in shape.plain},
-            **{f: from_db_datetime(get(f)) for f in shape.dates},
+            **{f: to_datetime(get(f)) for f in shape.dates},
             **{f: self._meta(get(f)) for f in shape.json},
             **more,
         )

@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from ..core.clock import to_datetime
 from ..model.definition import MODELS
 from ..model.records import columns
-from .tables import from_db_datetime
 
 __all__ = ["RowsReader", "record_reader"]
 
@@ -82,7 +82,7 @@ def _compile(record: type[Any], json_text: bool) -> RowsReader[Any]:
     source = reader_source(record, json_text=json_text)
     namespace: dict[str, Any] = {
         "rec": record,
-        "_dt": from_db_datetime,
+        "_dt": to_datetime,
         "_js": _json_cell,
         "_datetime": datetime,
         "_utc": UTC,

@@ -53,7 +53,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.types import NullType
 
-from ..core.clock import utc_now
+from ..core.clock import to_datetime, utc_now
+from ..core.jsoncodec import encode as encode_json
 from ..model import (
     DEFAULT_TABLE_NAMES,
     OPTIONAL_MODELS,
@@ -85,7 +86,7 @@ from .connection import Lease, Pool, Step
 from .dialects import SqlDialect, dialect_for_url, dialect_of
 from .drift import MIGRATIONS_SQL, drift_error, drift_problems
 from .readers import record_reader
-from .tables import Tables, build_tables, encode_json, from_db_datetime
+from .tables import Tables, build_tables
 from .urls import async_url, engine_for_url, normalize_url
 
 if TYPE_CHECKING:
@@ -543,7 +544,7 @@ class SqlStore:
         for name in _CHAT_FIELDS:
             value = values.pop(name, None)
             if name in _CHAT_DATETIMES:
-                value = from_db_datetime(value)
+                value = to_datetime(value)
             elif name in _CHAT_JSON and self._json_text and isinstance(value, str):
                 value = _loads(value)
             known[name] = value

@@ -38,15 +38,6 @@ from ..core import clock, jsoncodec
 from ..model import DEFAULT_TABLE_NAMES, TableNames, resolve_names
 from ..model.definition import MODELS, Model
 
-# The date-time conversions and the JSON codec are the core's; re-exported under the names the
-# stores use.
-encode_json = jsoncodec.encode
-from_db_datetime = clock.to_datetime
-to_epoch_ms = clock.to_epoch_ms
-to_iso_text = clock.iso_ms
-to_naive_utc = clock.naive_utc
-to_utc = clock.as_utc
-
 
 class SqliteDateTime(UserDefinedType[Any]):
     """Declared DATETIME like Prisma's DDL; holds INTEGER milliseconds (SQLite is untyped)."""
@@ -77,7 +68,7 @@ class PrismaDateTime(TypeDecorator[datetime]):
         return _dialect(dialect).encode_datetime(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        return from_db_datetime(value)
+        return clock.to_datetime(value)
 
 
 class PrismaJson(TypeDecorator[Any]):
@@ -88,7 +79,9 @@ class PrismaJson(TypeDecorator[Any]):
         return dialect.type_descriptor(_dialect(dialect).json_type())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        return encode_json(value, field="metadata") if _dialect(dialect).json_as_text else value
+        return (
+            jsoncodec.encode(value, field="metadata") if _dialect(dialect).json_as_text else value
+        )
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if _dialect(dialect).json_as_text and isinstance(value, str):
