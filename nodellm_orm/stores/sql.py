@@ -670,10 +670,7 @@ class SqlStore:
             return TurnBegun(await self.count_messages(chat_id))
         m = self._t.message
         enc = [self._encode(r) for r in turn_rows(chat_id, rows)]
-        keys: dict[str, None] = {}
-        for r in enc:
-            keys.update(dict.fromkeys(r))
-        cols = [c for c in self._columns_of(m, tuple(keys)) if c != "chatId"]
+        cols = [c for c in self._row_columns(m, enc) if c != "chatId"]
         n = len(enc)
         # The schema has no (chatId, createdAt) index, so "rows after the cursor" costs either
         # the chat's size (chatId index) or everything written since the cursor, by any chat
