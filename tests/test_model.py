@@ -64,9 +64,15 @@ def test_a_json_field_name_is_json_in_every_model_that_has_it() -> None:
 
 def test_readers_convert_createdAt_where_the_record_has_it() -> None:
     # The hand-written slices these replace: rec(*r[:13], dt(r[13])), ToolCallRecord(*r[:8], ...)
-    assert "rec(*r[:13], _dt(r[13]))" in reader_source(MODELS["message"].record, json_text=True)
-    assert "rec(*r[:8], _dt(r[8]))" in reader_source(MODELS["tool_call"].record, json_text=True)
-    assert "rec(*r[:11], _dt(r[11]))" in reader_source(MODELS["request"].record, json_text=True)
+    message = reader_source(MODELS["message"].record, json_text=True)
+    assert "c12, (c13 if type(c13) is _datetime and c13.tzinfo is _utc else _dt(c13)))" in message
+    assert "c7, (c8 if type(c8) is " in reader_source(MODELS["tool_call"].record, json_text=True)
+    assert "c10, (c11 if " in reader_source(MODELS["request"].record, json_text=True)
+    # A field the query pins is passed in, once, and the row's cells shift past it.
+    given = reader_source(MODELS["message"].record, json_text=True, given=("chatId",))
+    assert given.startswith("def read_message(rows, chatId):")
+    assert "rec(c0, chatId, c1, " in given
+    assert "c11, (c12 if " in given
 
 
 ROLE = "  role              String\n"

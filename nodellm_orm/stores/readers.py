@@ -7,9 +7,11 @@ definition (schema.prisma), never a hand-written slice such as `r[:13]`: a colum
 anywhere, before createdAt included, moves the conversions with it.
 
 Each reader is generated (as `dataclasses` generates `__init__`) into the code one would write
-by hand for 10,000 rows: `rec(*r)` when every DateTime cell is already an aware UTC datetime
-(PostgreSQL's connections decode them so), else slices of the row with the converted cells
-between them. It is built once per record and JSON form, at the first use, never per row.
+by hand for 10,000 rows: the row unpacked into locals and passed positionally, converting only
+the DateTime cells that are not already aware UTC datetimes (PostgreSQL's connections decode
+them so) and the Json text. Fields the query already pins (a page's chatId) are not selected:
+the caller passes their value once (`given`). A reader is built once per record, JSON form and
+given fields, at the first use, never per row.
 """
 
 from __future__ import annotations
@@ -36,50 +38,51 @@ def _json_cell(value: Any) -> Any:
     return json.loads(value) if type(value) is str else value
 
 
-def reader_source(record: type[Any], *, json_text: bool) -> str:
+def reader_source(record: type[Any], *, json_text: bool, given: tuple[str, ...] = ()) -> str:
     """The generated reader's source (tests read it; `record_reader` compiles it)."""
     model = _MODEL_OF[record]
     fields = columns(record)
-    dates = {fields.index(n) for n in model.of_type("DateTime")}
-    texts = {fields.index(n) for n in model.of_type("Json")} if json_text else set()
-    parts: list[str] = []
-    start = 0
-    for i in range(len(fields) + 1):
-        if i < len(fields) and i not in dates and i not in texts:
-            continue
-        if i > start:  # the plain cells since the last converted one, as one slice
-            parts.append(f"r[{start}]" if i - start == 1 else f"*r[{start or ''}:{i}]")
-        if i < len(fields):
-            parts.append(f"_dt(r[{i}])" if i in dates else f"_js(r[{i}])")
-        start = i + 1
-    converted = f"rec({', '.join(parts)})"
-    if not dates and not texts:
-        expr = "rec(*r)"
-    elif texts:
-        expr = converted
-    else:
-        ready = " and ".join(
-            f"type(r[{i}]) is _datetime and r[{i}].tzinfo is _utc" for i in sorted(dates)
-        )
-        expr = f"rec(*r) if {ready} else {converted}"
+    dates = set(model.of_type("DateTime"))
+    texts = set(model.of_type("Json")) if json_text else set()
+    cells = [f for f in fields if f not in given]
+    names = {f: f"c{i}" for i, f in enumerate(cells)}
+    args: list[str] = []
+    for f in fields:
+        if f in given:
+            args.append(f)
+        elif f in texts:
+            args.append(f"_js({names[f]})")
+        elif f in dates:
+            n = names[f]
+            args.append(f"({n} if type({n}) is _datetime and {n}.tzinfo is _utc else _dt({n}))")
+        else:
+            args.append(names[f])
+    # Unpacked into locals and passed positionally: no slice of the row, no argument tuple
+    # built from `*`, one specialised step per cell.
+    target = ", ".join(names[f] for f in cells) + ("," if len(cells) == 1 else "")
+    params = ", ".join(["rows", *given])
     name = f"read_{model.key}"
-    return f"def {name}(rows):\n    return [{expr} for r in rows]\n"
+    return f"def {name}({params}):\n    return [rec({', '.join(args)}) for {target} in rows]\n"
 
 
-def record_reader(record: type[R], *, json_text: bool) -> RowsReader[R]:
-    """A function turning rows (the record's columns, in `columns(record)` order) into
-    records. `json_text`: Json cells may come as text to decode (SQLite)."""
-    reader: RowsReader[R] | None = _READERS.get((record, json_text))
+def record_reader(
+    record: type[R], *, json_text: bool, given: tuple[str, ...] = ()
+) -> Callable[..., list[R]]:
+    """A function turning rows (the record's columns, in `columns(record)` order, less the
+    `given` ones) into records: `reader(rows, *values of given)`. `json_text`: Json cells may
+    come as text to decode (SQLite)."""
+    key = (record, json_text, given)
+    reader: Callable[..., list[R]] | None = _READERS.get(key)
     if reader is None:
-        reader = _READERS[record, json_text] = _compile(record, json_text)
+        reader = _READERS[key] = _compile(record, json_text, given)
     return reader
 
 
-_READERS: dict[tuple[type[Any], bool], RowsReader[Any]] = {}
+_READERS: dict[tuple[type[Any], bool, tuple[str, ...]], Callable[..., list[Any]]] = {}
 
 
-def _compile(record: type[Any], json_text: bool) -> RowsReader[Any]:
-    source = reader_source(record, json_text=json_text)
+def _compile(record: type[Any], json_text: bool, given: tuple[str, ...]) -> Callable[..., Any]:
+    source = reader_source(record, json_text=json_text, given=given)
     namespace: dict[str, Any] = {
         "rec": record,
         "_dt": to_datetime,
@@ -88,5 +91,5 @@ def _compile(record: type[Any], json_text: bool) -> RowsReader[Any]:
         "_utc": UTC,
     }
     exec(compile(source, f"<nodellm_orm reader {record.__name__}>", "exec"), namespace)
-    reader: RowsReader[Any] = namespace[f"read_{_MODEL_OF[record].key}"]
+    reader: Callable[..., Any] = namespace[f"read_{_MODEL_OF[record].key}"]
     return reader

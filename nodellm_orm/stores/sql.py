@@ -24,6 +24,7 @@ DateTime values come back as aware UTC datetimes; naive datetimes given are take
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -103,9 +104,13 @@ _SHAPES_REMEMBERED = 256
 _CHAT_FIELDS = columns(ChatRecord)
 _CHAT_DATETIMES = frozenset(MODELS["chat"].of_type("DateTime"))
 _CHAT_JSON = frozenset(MODELS["chat"].of_type("Json"))
-_MESSAGE_FIELDS = columns(MessageRecord)
 _TOOL_CALL_FIELDS = columns(ToolCallRecord)
-_REQUEST_FIELDS = columns(RequestRecord)
+# A chat's page of messages or requests is selected by chatId: the records take it from the
+# query's parameter rather than decoding the same text again from every row. (The schema's
+# TEXT chatId compares exactly, byte for byte, so the value is the one stored.)
+_PAGE_GIVEN = ("chatId",)
+_MESSAGE_PAGE = tuple(f for f in columns(MessageRecord) if f not in _PAGE_GIVEN)
+_REQUEST_PAGE = tuple(f for f in columns(RequestRecord) if f not in _PAGE_GIVEN)
 _SESSION_FIELDS = columns(AgentSessionRecord)
 
 
@@ -331,9 +336,13 @@ class SqlStore:
         # rows of the same few shapes, and checking each key against the table's columns
         # cost more than building the statement's parameters.
         self._shapes: dict[tuple[Table, tuple[str, ...]], list[str]] = {}
-        self._read_messages = record_reader(MessageRecord, json_text=self._json_text)
+        self._read_messages = record_reader(
+            MessageRecord, json_text=self._json_text, given=_PAGE_GIVEN
+        )
         self._read_tool_calls = record_reader(ToolCallRecord, json_text=self._json_text)
-        self._read_requests = record_reader(RequestRecord, json_text=self._json_text)
+        self._read_requests = record_reader(
+            RequestRecord, json_text=self._json_text, given=_PAGE_GIVEN
+        )
         self._read_sessions = record_reader(AgentSessionRecord, json_text=self._json_text)
 
     # -- construction
@@ -736,9 +745,10 @@ class SqlStore:
         self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
     ) -> list[MessageRecord]:
         m = self._t.message
-        sql, params = self._page(m, _MESSAGE_FIELDS, chat_id, after, limit)
+        sql, params = self._page(m, _MESSAGE_PAGE, chat_id, after, limit)
         # Records are built where the rows are fetched (SQLite: the driver's thread).
-        (records,) = await self._s.run([sql.step(params, self._read_messages)])
+        read = functools.partial(self._read_messages, chatId=chat_id)
+        (records,) = await self._s.run([sql.step(params, read)])
         return records  # type: ignore[no-any-return]
 
     def _page(
@@ -896,9 +906,9 @@ class SqlStore:
     ) -> list[RequestRecord]:
         if "request" in self.absent:
             return []
-        sql, params = self._page(self._t.request, _REQUEST_FIELDS, chat_id, after, limit)
+        sql, params = self._page(self._t.request, _REQUEST_PAGE, chat_id, after, limit)
         (rows,) = await self._s.run([sql.step(params, True)])
-        return self._read_requests(rows)
+        return self._read_requests(rows, chat_id)
 
     async def usage(
         self, chat_id: str | None = None, *, where: Mapping[str, Any] | None = None
