@@ -1,6 +1,7 @@
 """How long each dashboard page takes to render over 10,000 chats and 1,000,000 messages.
 
     .venv/bin/python benchmarks/dashboard_bench.py [--chats 10000] [--turns 50] [--skip-pg]
+        [--sqlite /tmp/bench.db] [--pg-database dash_bench]   # keep the seeds, reuse them
 
 Seeds a fresh SQLite file and a fresh PostgreSQL database (NODELLM_TEST_PG_URL, else a
 throwaway local cluster) with bulk inserts: chats spread over the last 90 days, each with
@@ -35,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from nodellm_orm import connect
 from nodellm_orm.dashboard import create_app
@@ -243,7 +245,6 @@ def seed_sqlite(path: Path, chats: int, turns: int, long_turns: int) -> None:
 
 async def seed_postgres(url: str, chats: int, turns: int, long_turns: int) -> None:
     import asyncpg  # type: ignore[import-untyped]
-    from sqlalchemy.engine import make_url
 
     await _migrate(url)
     u = make_url(url)
@@ -278,6 +279,45 @@ async def seed_postgres(url: str, chats: int, turns: int, long_turns: int) -> No
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
+
+
+def _pg_dsn(url: str, database: str) -> str:
+    u = make_url(url)
+    port = f":{u.port}" if u.port else ""
+    auth = u.username or ""
+    if u.password:
+        auth += f":{u.password}"
+    return f"postgresql://{auth}@{u.host}{port}/{database}"
+
+
+async def pg_seeded(server: str, name: str) -> bool:
+    """Whether the server holds database `name` with a seeded message table."""
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(_pg_dsn(server, name))
+    except asyncpg.InvalidCatalogNameError:
+        return False
+    try:
+        return bool(await conn.fetchval('SELECT EXISTS (SELECT 1 FROM "LlmRequest")'))
+    except asyncpg.UndefinedTableError:
+        return False
+    finally:
+        await conn.close()
+
+
+async def pg_create(server: str, name: str) -> str:
+    """Database `name` on the server, created empty (dropped first if a seed was cut short)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(_pg_dsn(server, "postgres"))
+    try:
+        quoted = name.replace('"', '""')
+        await conn.execute(f'DROP DATABASE IF EXISTS "{quoted}"')
+        await conn.execute(f'CREATE DATABASE "{quoted}"')
+    finally:
+        await conn.close()
+    return make_url(server).set(database=name).render_as_string(False)
 
 
 async def _migrate(url: str) -> None:
@@ -378,6 +418,11 @@ def main() -> None:
     parser.add_argument(
         "--sqlite", type=Path, default=None, help="keep the SQLite file here (reused if present)"
     )
+    parser.add_argument(
+        "--pg-database",
+        default=None,
+        help="keep the PostgreSQL database under this name on the server (reused if seeded)",
+    )
     args = parser.parse_args()
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cpus")
     print(
@@ -408,9 +453,16 @@ def main() -> None:
             if server is None:
                 print("\nPostgreSQL: no server available (set NODELLM_TEST_PG_URL); skipped")
                 return
-            url = fresh_database(server)
             t = time.perf_counter()
-            asyncio.run(seed_postgres(url, args.chats, args.turns, args.long_turns))
+            if args.pg_database and asyncio.run(pg_seeded(server, args.pg_database)):
+                url = make_url(server).set(database=args.pg_database).render_as_string(False)
+                print(f"\nreusing database {args.pg_database} (seeded earlier; drop it to reseed)")
+            else:
+                if args.pg_database:
+                    url = asyncio.run(pg_create(server, args.pg_database))
+                else:
+                    url = fresh_database(server)
+                asyncio.run(seed_postgres(url, args.chats, args.turns, args.long_turns))
             seeded = time.perf_counter() - t
             summary = asyncio.run(counts(url))
             report("PostgreSQL", seeded, summary, asyncio.run(measure(url, args.chats, last)))
