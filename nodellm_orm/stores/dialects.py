@@ -166,10 +166,6 @@ class SqlDialect:
         group by; `epoch_ms` of the grouped value gives it in milliseconds."""
         raise NotImplementedError
 
-    def group_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
-        """`col` as a GROUP BY key over a createdAt range (see SqliteDialect)."""
-        return col
-
     def percentile_cont(
         self, fraction: float, value: ColumnElement[Any]
     ) -> ColumnElement[Any] | None:
@@ -338,11 +334,6 @@ class SqliteDialect(SqlDialect):
             return ((ms + offset) // size) * size - offset
         # `//` is SQLite's integer division of two integers (`/` would divide as REAL).
         return (ms // size) * size
-
-    def group_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
-        # Grouping a createdAt range by chatId, SQLite would walk the whole chatId index (to
-        # skip a sort) instead of the range; `|| ''` hides the index, as documented for `+col`.
-        return col.concat(literal_column("''"))
 
     def read_only_url(self, url: URL) -> URL:
         if url.database in (None, "", ":memory:"):
