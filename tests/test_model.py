@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import typing
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from nodellm_orm.model.definition import (
     load_models,
 )
 from nodellm_orm.schema import reference_schema
-from nodellm_orm.stores.readers import reader_source
+from nodellm_orm.stores.readers import reader_source, record_reader
 from tests.conftest import postgres_server, sql_dialects
 from tests.support.postgres import create_database
 
@@ -65,14 +65,46 @@ def test_a_json_field_name_is_json_in_every_model_that_has_it() -> None:
 def test_readers_convert_createdAt_where_the_record_has_it() -> None:
     # The hand-written slices these replace: rec(*r[:13], dt(r[13])), ToolCallRecord(*r[:8], ...)
     message = reader_source(MODELS["message"].record, json_text=True)
-    assert "c12, (c13 if type(c13) is _datetime and c13.tzinfo is _utc else _dt(c13)))" in message
-    assert "c7, (c8 if type(c8) is " in reader_source(MODELS["tool_call"].record, json_text=True)
-    assert "c10, (c11 if " in reader_source(MODELS["request"].record, json_text=True)
+    assert "o.createdAt = (c13 if type(c13) is _datetime and c13.tzinfo is _utc else _dt(c13))" in (
+        message
+    )
+    assert "o.createdAt = (c8 if " in reader_source(MODELS["tool_call"].record, json_text=True)
+    assert "o.createdAt = (c11 if " in reader_source(MODELS["request"].record, json_text=True)
     # A field the query pins is passed in, once, and the row's cells shift past it.
     given = reader_source(MODELS["message"].record, json_text=True, given=("chatId",))
     assert given.startswith("def read_message(rows, chatId):")
-    assert "rec(c0, chatId, c1, " in given
-    assert "c11, (c12 if " in given
+    assert "o.chatId = chatId\n        o.role = c1\n" in given
+    assert "o.createdAt = (c12 if " in given
+
+
+@pytest.mark.parametrize("key", ["message", "tool_call", "request", "agent_session"])
+@pytest.mark.parametrize("json_text", [True, False])
+def test_a_reader_builds_the_records_the_class_builds(key: str, json_text: bool) -> None:
+    # The readers fill a record's slots themselves: what comes out must be the very record
+    # the constructor makes (type, values, equality, repr), for every column a row holds.
+    record = MODELS[key].record
+    names = columns(record)
+    at = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    values = {n: (at if n in ("createdAt", "updatedAt") else f"{n}-1") for n in names}
+    if "metadata" in values:
+        values["metadata"] = {"k": [1]}
+    expected = record(**values)
+    row = [
+        "2026-01-02T03:04:05.678+00:00"
+        if n in ("createdAt", "updatedAt") and json_text
+        else ('{"k": [1]}' if n == "metadata" and json_text else values[n])
+        for n in names
+    ]
+    read = record_reader(record, json_text=json_text)
+    (built,) = read([tuple(row)])
+    assert type(built) is record
+    assert built == expected
+    assert repr(built) == repr(expected)
+    assert [getattr(built, n) for n in names] == [getattr(expected, n) for n in names]
+    if "chatId" in names:  # a chat's page: chatId comes from the query's parameter
+        read_page = record_reader(record, json_text=json_text, given=("chatId",))
+        short = tuple(c for n, c in zip(names, row, strict=True) if n != "chatId")
+        assert read_page([short], values["chatId"]) == [expected]
 
 
 ROLE = "  role              String\n"

@@ -7,7 +7,8 @@ definition (schema.prisma), never a hand-written slice such as `r[:13]`: a colum
 anywhere, before createdAt included, moves the conversions with it.
 
 Each reader is generated (as `dataclasses` generates `__init__`) into the code one would write
-by hand for 10,000 rows: the row unpacked into locals and passed positionally, converting only
+by hand for 10,000 rows: the row unpacked into locals and stored into a new record's slots (or
+passed positionally to the class when it is not a plain slotted dataclass), converting only
 the DateTime cells that are not already aware UTC datetimes (PostgreSQL's connections decode
 them so) and the Json text. Fields the query already pins (a page's chatId) are not selected:
 the caller passes their value once (`given`). A reader is built once per record, JSON form and
@@ -16,6 +17,7 @@ given fields, at the first use, never per row.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -57,12 +59,33 @@ def reader_source(record: type[Any], *, json_text: bool, given: tuple[str, ...] 
             args.append(f"({n} if type({n}) is _datetime and {n}.tzinfo is _utc else _dt({n}))")
         else:
             args.append(names[f])
-    # Unpacked into locals and passed positionally: no slice of the row, no argument tuple
-    # built from `*`, one specialised step per cell.
+    # Unpacked into locals: no slice of the row, no argument tuple built from `*`.
     target = ", ".join(names[f] for f in cells) + ("," if len(cells) == 1 else "")
-    params = ", ".join(["rows", *given])
-    name = f"read_{model.key}"
-    return f"def {name}({params}):\n    return [rec({', '.join(args)}) for {target} in rows]\n"
+    head = f"def read_{model.key}({', '.join(['rows', *given])}):\n"
+    if not _sets_slots_only(record):
+        return f"{head}    return [rec({', '.join(args)}) for {target} in rows]\n"
+    # What the dataclass's __init__ does (one `self.field = field` per field), inline:
+    # calling the class costs a C-level call, an argument tuple and a Python frame per record,
+    # about a fifth of building 10,000 of them when measured.
+    stores = "".join(f"        o.{f} = {a}\n" for f, a in zip(fields, args, strict=True))
+    return (
+        f"{head}    out = []\n    add = out.append\n    for {target} in rows:\n"
+        f"        o = _new(rec)\n{stores}        add(o)\n    return out\n"
+    )
+
+
+def _sets_slots_only(record: type[Any]) -> bool:
+    """Whether creating the record is `object.__new__` and its __init__ only assigns each
+    selected field: a plain slotted dataclass, every field a column, nothing run after."""
+    return (
+        dataclasses.is_dataclass(record)
+        and "__slots__" in record.__dict__
+        and type(record) is type
+        and record.__new__ is object.__new__
+        and record.__setattr__ is object.__setattr__
+        and not hasattr(record, "__post_init__")
+        and tuple(f.name for f in dataclasses.fields(record)) == columns(record)
+    )
 
 
 def record_reader(
@@ -89,6 +112,7 @@ def _compile(record: type[Any], json_text: bool, given: tuple[str, ...]) -> Call
         "_js": _json_cell,
         "_datetime": datetime,
         "_utc": UTC,
+        "_new": object.__new__,
     }
     exec(compile(source, f"<nodellm_orm reader {record.__name__}>", "exec"), namespace)
     reader: Callable[..., Any] = namespace[f"read_{_MODEL_OF[record].key}"]
