@@ -326,8 +326,10 @@ async def _migrate(url: str) -> None:
 
 
 PAGES = [
+    ("overview, last 24 hours by hour", "/?range=24h"),
     ("overview, last 7 days (default)", "/"),
     ("overview, last 30 days", "/?range=30d"),
+    ("overview, last 90 days by week", "/?range=90d"),
     ("overview, all 90 days by week", "/?range=all"),
     ("chats, page 1", "/chats"),
     ("chats, page 100", "/chats?page=100"),
