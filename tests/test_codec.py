@@ -22,6 +22,8 @@ from pydantic import BaseModel
 
 from nodellm_orm import LLM, Tool, connect, create_chat
 from nodellm_orm.core import clock, jsoncodec
+from nodellm_orm.orm.history import encode_json
+from nodellm_orm.orm.text import storable
 from nodellm_orm.testing import FakeProvider
 
 
@@ -82,6 +84,33 @@ def test_lenient_writes_other_values_as_their_text() -> None:
 
 def test_lenient_writes_the_same_compact_form() -> None:
     assert jsoncodec.encode({"a": [1, "é"]}) == '{"a":[1,"é"]}'
+
+
+class UnstorableText:
+    """A value JSON cannot hold whose str() holds a NUL."""
+
+    def __str__(self) -> str:
+        return "bad \x00 text"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": "clean é", "n": [1, 2.5, None, True], "d": {"x": []}},
+        {"k\x00ey": "v"},
+        {"a": ["x", ("y\ud800",)], "b": "z\udc00"},
+        {"a": "a backslash then u0000: \\u0000"},
+        {"nan": math.nan, "s": "\udfff\x00"},
+        {"obj": UnstorableText()},
+        "\x00",
+    ],
+)
+def test_the_orms_json_text_is_the_lenient_codec_over_the_storable_rule(value: Any) -> None:
+    # orm.history.encode_json looks at the encoded text first and walks the value only when
+    # the text shows something to replace: the result must be the rule's, every time.
+    text = encode_json(value)
+    assert text == jsoncodec.encode(storable(value))
+    assert "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text)
 
 
 class Probe(Tool):

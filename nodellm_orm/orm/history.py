@@ -30,7 +30,7 @@ from ..core.jsoncodec import decode_arguments
 from ..core.jsoncodec import decode_object as decode_raw
 from ..core.messages import Message, Response, Thinking, ToolCall, Usage
 from ..model import MessageRecord, ToolCallRecord
-from .text import storable
+from .text import storable, storable_json
 
 PLACEHOLDER_RAW = json.dumps({"interrupted": True, "reason": "incomplete"})
 # How long a placeholder may belong to a turn still in flight (tool loops can be long).
@@ -59,6 +59,9 @@ def is_pending(row: MessageRecord, now: datetime) -> bool:
 def encode_json(value: Any) -> str:
     """JSON text for a TEXT column (contentRaw, tool-call arguments): the codec's lenient mode
     over the storable-text rule (orm.text)."""
+    text = jsoncodec.encode(value)
+    if storable_json(text):  # the common case: one look at the text instead of a walk
+        return text
     return jsoncodec.encode(storable(value))
 
 

@@ -17,18 +17,28 @@ from ..core.messages import Message, ToolCall
 
 REPLACEMENT = "\ufffd"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_search = _UNSTORABLE.search
 T = TypeVar("T")
 
 
 def storable_text(text: str) -> str:
     """`text` with NUL and lone surrogates replaced by U+FFFD (unchanged when clean)."""
-    if _UNSTORABLE.search(text) is None:
+    if _search(text) is None:
         return text
     return _UNSTORABLE.sub(REPLACEMENT, text)
 
 
 def storable(value: T) -> T:
     """`value` with `storable_text` applied to every string in it (dict keys included)."""
+    # Exact types first, the most frequent first (this walks values of rows written); the
+    # isinstance tests below take the subclasses.
+    kind = type(value)
+    if kind is str:
+        return storable_text(value)  # type: ignore[arg-type, return-value]
+    if kind is dict:
+        return {storable(k): storable(v) for k, v in value.items()}  # type: ignore[attr-defined, return-value]
+    if value is None or kind is int or kind is float or kind is bool:
+        return value
     if isinstance(value, str):
         return storable_text(value)  # type: ignore[return-value]
     if isinstance(value, dict):
@@ -36,6 +46,14 @@ def storable(value: T) -> T:
     if isinstance(value, list | tuple):
         return type(value)(storable(v) for v in value)
     return value
+
+
+def storable_json(text: str) -> bool:
+    """Whether JSON text (as the codec writes it: non-ASCII as is) holds no string that
+    `storable` would change: the codec escapes NUL as `\\u0000` and writes a lone surrogate
+    as it is, so both show in the text. (A string holding a backslash and `u0000` shows too:
+    a false alarm, never a miss.)"""
+    return "\\u0000" not in text and _search(text) is None
 
 
 def storable_message(message: Message) -> Message:

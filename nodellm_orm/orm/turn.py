@@ -168,8 +168,11 @@ class Turn:
 
     @property
     def usage(self) -> Usage:
+        responses = self.responses
+        if len(responses) == 1:  # a plain turn: the sum is its one response's usage
+            return responses[0].usage
         total = Usage()
-        for response in self.responses:
+        for response in responses:
             total = total + response.usage
         return total
 
