@@ -192,9 +192,29 @@ class _Sql:
     names: tuple[str, ...]
     # For an INSERT: whether it binds its rows' values in row order (learnt on first use).
     row_major: bool | None = None
+    # For a statement binding rows' cells as `<column>_<row>`: per bound name, the row and
+    # the column it reads (row -1: the name of another parameter); worked out at first use.
+    cells: tuple[tuple[int, str], ...] | None = None
 
     def step(self, params: dict[str, Any], rows: Any) -> Step:
         return (self.text, tuple([params[n] for n in self.names]), rows)
+
+    def rows_step(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        cols: Sequence[str],
+        rows_out: Any,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Step:
+        """`step` with the rows' cells read in place: no `<column>_<row>` name made per cell
+        per call (the statement's shape fixes `cols` and the row count)."""
+        cells = self.cells
+        if cells is None:
+            at = {f"{c}_{i}": (i, c) for i in range(len(rows)) for c in cols}
+            cells = self.cells = tuple([at.get(n, (-1, n)) for n in self.names])
+        other = extra or {}
+        args = tuple([rows[i].get(c) if i >= 0 else other[c] for i, c in cells])
+        return (self.text, args, rows_out)
 
 
 # --- what stores over one engine share ------------------------------------------------------
@@ -515,7 +535,7 @@ class SqlStore:
                 # A bulk insert: values in order, without a name per cell.
                 steps.append((sql.text, tuple([r.get(c) for r in part for c in cols]), False))
             else:
-                steps.append(sql.step(self._row_params(part, cols), False))
+                steps.append(sql.rows_step(part, cols, False))
             start += size
         return steps
 
@@ -728,13 +748,12 @@ class SqlStore:
 
         windowed = after is not None and not by_count
         sql = self._compile(("begin_turn", tuple(cols), n, windowed), build)
-        params = self._row_params(enc, cols)
-        params["chat"] = chat_id
+        params: dict[str, Any] = {"chat": chat_id}
         if windowed:
             assert after is not None
             params["at"] = self._dt(after[0])
             params["after_id"] = after[1]
-        (out,) = await self._s.run([sql.step(params, True)])
+        (out,) = await self._s.run([sql.rows_step(enc, cols, True, params)])
         count = next(int(r[0]) for r in out if r[0] is not None)
         return TurnBegun.from_count(count, known if by_count and after is not None else None)
 
