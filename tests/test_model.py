@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from nodellm_orm.core.clock import to_datetime
 from nodellm_orm.model import DEFAULT_TABLE_NAMES, columns
 from nodellm_orm.model.definition import (
     JSON_FIELDS,
@@ -65,9 +66,8 @@ def test_a_json_field_name_is_json_in_every_model_that_has_it() -> None:
 def test_readers_convert_createdAt_where_the_record_has_it() -> None:
     # The hand-written slices these replace: rec(*r[:13], dt(r[13])), ToolCallRecord(*r[:8], ...)
     message = reader_source(MODELS["message"].record, json_text=True)
-    assert "o.createdAt = (c13 if type(c13) is _datetime and c13.tzinfo is _utc else _dt(c13))" in (
-        message
-    )
+    assert "o.createdAt = (c13 if type(c13) is _datetime and c13.tzinfo is _utc" in message
+    assert "(_d := _iso(c13)).tzinfo is _utc else _dt(c13))" in message
     assert "o.createdAt = (c8 if " in reader_source(MODELS["tool_call"].record, json_text=True)
     assert "o.createdAt = (c11 if " in reader_source(MODELS["request"].record, json_text=True)
     # A field the query pins is passed in, once, and the row's cells shift past it.
@@ -105,6 +105,29 @@ def test_a_reader_builds_the_records_the_class_builds(key: str, json_text: bool)
         read_page = record_reader(record, json_text=json_text, given=("chatId",))
         short = tuple(c for n, c in zip(names, row, strict=True) if n != "chatId")
         assert read_page([short], values["chatId"]) == [expected]
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "2026-01-02T03:04:05.678+00:00",
+        "2026-01-02T03:04:05.678Z",
+        "2026-01-02T05:04:05.678+02:00",
+        "2026-01-02T03:04:05.678",
+        "2026-01-02 03:04:05",
+        1767323045678,
+        datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 678000),
+        None,
+    ],
+)
+def test_a_reader_reads_createdAt_in_every_stored_form_as_to_datetime_does(cell: Any) -> None:
+    # The readers inline to_datetime's most frequent cases; every form must read the same.
+    row = ("m1", "c1", "user", *[None] * 10, cell)
+    for json_text in (True, False):
+        (built,) = record_reader(MODELS["message"].record, json_text=json_text)([row])
+        assert built.createdAt == to_datetime(cell)
+        assert built.createdAt is None or built.createdAt.tzinfo is UTC
 
 
 ROLE = "  role              String\n"
