@@ -195,8 +195,11 @@ class Chat(ChatConfig):
     async def _begin(self, message: str, options: dict[str, Any]) -> tuple[Turn, TurnStart]:
         if not isinstance(message, str):
             raise TypeError(f"message must be a string, not {type(message).__name__}")
-        await self._load_history()
-        await self._save_config()
+        # Each is a no-op on most turns: tested here, no coroutine is made for nothing.
+        if self._sync.must_read:
+            await self._load_history()
+        if self._config_changed:
+            await self._save_config()
         core = self.core
         # The on_request middlewares run first, so the user row stores what they left.
         start = await core.start_turn(storable_text(message), options)

@@ -391,7 +391,8 @@ class TurnRecorder:
 
 
 def _storable_values(values: Row) -> Row:
-    out = storable(values)
+    # The keys are column names (ours): only the values can hold what the rule replaces.
+    out = {key: storable(value) for key, value in values.items()}
     for key in ("inputTokens", "outputTokens", "thinkingTokens"):
         if key in out:
             out[key] = _count(out[key])
