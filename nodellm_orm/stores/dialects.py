@@ -77,6 +77,9 @@ class SqlDialect:
     count_by_known: ClassVar[bool]
     # finish_turn's UPDATE rides on the request INSERT as a data-modifying CTE.
     finish_in_one_statement: ClassVar[bool]
+    # A statement's subqueries see the rows the statement itself inserts (SQLite), rather than
+    # only what was there when it started (PostgreSQL: one snapshot per statement).
+    sees_own_inserts: ClassVar[bool]
     # The tables of the current schema; and a table's columns in order as (name, declared
     # type) rows (one parameter: the table's exact name).
     tables_sql: ClassVar[str]
@@ -109,6 +112,18 @@ class SqlDialect:
     def order_key(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
         """createdAt as one comparable value."""
         return col
+
+    def after(
+        self, created: ColumnElement[Any], row_id: ColumnElement[Any], at: Any, after_id: Any
+    ) -> ColumnElement[bool]:
+        """Rows strictly after the cursor (at, after_id) in (createdAt, id) order, in an
+        index-friendly form: the leading `createdAt >= at` lets the createdAt index range-scan,
+        so looking for rows newer than a cursor costs what is new, not the whole history.
+
+        Where createdAt is its own order key, `>= at` leaves `> at` or `= at`, so the exact
+        test needs no third comparison (every row it filters pays each one).
+        """
+        return and_(created >= at, or_(created > at, row_id > after_id))
 
     def datetime_type(self) -> TypeEngine[Any]:
         raise NotImplementedError
@@ -220,6 +235,7 @@ class SqliteDialect(SqlDialect):
     # No planner statistics: SQLite would guess between the chatId and createdAt indexes.
     count_by_known = True
     finish_in_one_statement = False
+    sees_own_inserts = True
     tables_sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
     columns_sql = "SELECT name, type FROM pragma_table_info(?) ORDER BY cid"
     folds_identifier_case = True
@@ -283,6 +299,15 @@ class SqliteDialect(SqlDialect):
         ms_per_day: ColumnElement[Any] = literal_column("86400000.0")
         as_ms = cast(func.round((func.julianday(col) - unix_epoch_jd) * ms_per_day), Integer)
         return case((func.typeof(col) == literal_column("'text'"), as_ms), else_=col)
+
+    def after(
+        self, created: ColumnElement[Any], row_id: ColumnElement[Any], at: Any, after_id: Any
+    ) -> ColumnElement[bool]:
+        """Integer rows sort before text ones, so `createdAt >= at` only narrows integer rows
+        (text rows fall through to it); the exact test is on the order key."""
+        key = self.order_key(created)
+        exact = or_(key > at, and_(key == at, row_id > after_id))
+        return and_(created >= at, exact)
 
     def datetime_type(self) -> TypeEngine[Any]:
         return SqliteDateTime()
@@ -379,6 +404,7 @@ class PostgresDialect(SqlDialect):
     # The planner weighs the chatId and createdAt indexes from statistics.
     count_by_known = False
     finish_in_one_statement = True
+    sees_own_inserts = False
     # Cast to text: information_schema's own types (sql_identifier...) are not ones every
     # client reads (Prisma's raw queries refuse them).
     tables_sql = (

@@ -38,14 +38,12 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Table,
-    and_,
     bindparam,
     case,
     delete,
     func,
     insert,
     literal_column,
-    or_,
     select,
     update,
 )
@@ -676,16 +674,8 @@ class SqlStore:
     # -- messages
 
     def _after(self, m: Any, at: Any, after_id: Any) -> ColumnElement[bool]:
-        """Rows strictly after the cursor (createdAt, id), in an index-friendly form.
-
-        The leading `createdAt >= at` lets PostgreSQL range-scan the createdAt index (and
-        SQLite, where integer rows sort before text ones, lets it narrow integer rows; text
-        rows fall through to the exact test), so looking for rows newer than a cursor costs
-        what is new, not the whole history.
-        """
-        key = self._order_key(m.c.createdAt)
-        exact = or_(key > at, and_(key == at, m.c.id > after_id))
-        return and_(m.c.createdAt >= at, exact)
+        """Rows strictly after the cursor (createdAt, id) (the dialect's `after`)."""
+        return self._d.after(m.c.createdAt, m.c.id, at, after_id)
 
     async def begin_turn(
         self,
@@ -708,31 +698,39 @@ class SqlStore:
         # index entries (~0.03 µs each, no row lookups) is cheap and predictable.
         by_count = known is not None and self._d.count_by_known
 
+        # Where the statement's subquery sees only what was there when it started, our rows
+        # are not among those counted (and none with their ids can be there: the INSERT would
+        # fail), so nothing is subtracted: every row counted pays each test of the filter.
+        sees_ours = self._d.sees_own_inserts
+
         def build() -> ClauseElement:
             prev = m.alias("prev")
             ids: list[Any] = [bindparam(f"id_{i}") for i in range(n)]
             others: Any
             if by_count or after is None:
-                # Ours are subtracted by primary key, whether or not this statement's rows are
-                # visible to its subquery (SQLite: yes; PostgreSQL: no).
                 others = (
                     select(func.count())
                     .select_from(prev)
                     .where(prev.c.chatId == bindparam("chat"))
                     .scalar_subquery()
-                    - select(func.count())
-                    .select_from(prev)
-                    .where(prev.c.id.in_(ids))
-                    .scalar_subquery()
                 )
+                if sees_ours:  # subtracted by primary key
+                    others = (
+                        others
+                        - select(func.count())
+                        .select_from(prev)
+                        .where(prev.c.id.in_(ids))
+                        .scalar_subquery()
+                    )
             else:
                 at = bindparam("at", type_=m.c.createdAt.type)
+                mine = [prev.c.id.not_in(ids)] if sees_ours else []
                 others = (
                     select(func.count())
                     .select_from(prev)
                     .where(
                         prev.c.chatId == bindparam("chat"),
-                        prev.c.id.not_in(ids),
+                        *mine,
                         self._after(prev, at, bindparam("after_id")),
                     )
                     .scalar_subquery()
