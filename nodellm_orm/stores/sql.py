@@ -885,9 +885,8 @@ class SqlStore:
         cols = self._row_columns(rq, enc_reqs)
         ukeys = tuple(enc_values)
         sizes = _row_chunks(len(enc_reqs), (self._s.max_params - len(ukeys) - 1) // len(cols))
-        inserts = self._insert_steps(rq, enc_reqs, cols, sizes)
         if not enc_values:
-            await self._s.run(inserts)
+            await self._s.run(self._insert_steps(rq, enc_reqs, cols, sizes))
             return
         upd_params = {f"u_{k}": v for k, v in enc_values.items()}
         upd_params["u__id"] = message_id
@@ -912,10 +911,12 @@ class SqlStore:
                 return insert(rq).values(values).add_cte(upd)
 
             sql = self._compile(("finish_turn_pg", ukeys, tuple(cols), n), build)
-            params = self._row_params(enc_reqs[:n], cols)
-            await self._s.run([sql.step({**params, **upd_params}, False), *inserts[1:]])
+            # Only the rows after the first n get INSERTs of their own.
+            rest = self._insert_steps(rq, enc_reqs[n:], cols, sizes[1:])
+            await self._s.run([sql.rows_step(enc_reqs[:n], cols, False, upd_params), *rest])
             return
         upd_sql = self._compile(("finish_update", ukeys), build_update)
+        inserts = self._insert_steps(rq, enc_reqs, cols, sizes)
         await self._s.run([upd_sql.step(upd_params, False), *inserts])
 
     async def list_requests(
