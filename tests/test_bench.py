@@ -52,3 +52,17 @@ def test_bench_refuses_a_malformed_shape() -> None:
     )
     assert done.returncode != 0
     assert "50by20" in done.stderr
+
+
+def test_load_floor_times_the_orm_load_beside_the_bare_driver() -> None:
+    script = BENCH.with_name("load_floor.py")
+    done = subprocess.run(
+        [sys.executable, str(script), "--skip-pg", "--messages", "30", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    assert done.returncode == 0, done.stderr
+    for row in ("load_chat + messages() (nodellm-orm)", "sqlite3 fetchall() alone"):
+        assert row in done.stdout, done.stdout
