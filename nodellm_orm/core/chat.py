@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mappi
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Self, Unpack
 
 from pydantic import BaseModel
@@ -141,7 +142,8 @@ class ToolOutcome:
 async def call_hook(hook: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs) -> Any:
     """Run a sync or async hook; its (awaited) result, which each caller interprets."""
     result: Any = hook(*args, **kwargs)
-    if inspect.isawaitable(result):
+    # An async def hook's coroutine by exact type first: isawaitable is an ABC check.
+    if type(result) is CoroutineType or inspect.isawaitable(result):
         result = await result
     return result
 

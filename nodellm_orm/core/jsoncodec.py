@@ -26,6 +26,10 @@ from typing import Any, overload
 __all__ = ["decode", "decode_arguments", "decode_object", "encode"]
 
 _SEPARATORS = (",", ":")
+# The lenient mode's encoder, made once: json.dumps with any option builds a new one per call.
+_lenient = json.JSONEncoder(
+    ensure_ascii=False, separators=_SEPARATORS, allow_nan=False, default=str
+).encode
 
 decode = json.loads
 
@@ -47,9 +51,7 @@ def encode(value: Any, *, field: str | None = None) -> str | None:
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{field} must be JSON-serialisable: {exc}") from exc
     try:
-        return json.dumps(
-            value, ensure_ascii=False, separators=_SEPARATORS, allow_nan=False, default=str
-        )
+        return _lenient(value)
     except ValueError:
         # Only a non-finite float (or a cycle, which stays an error) gets here: the common
         # case pays no walk over the value.
