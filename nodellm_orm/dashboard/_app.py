@@ -204,7 +204,7 @@ def _read_only_engine(url: str) -> AsyncEngine:
     dialect = dialect_of(target.get_backend_name())
     target = dialect.read_only_url(target)
     engine = create_async_engine(target, connect_args=dialect.read_only_connect_args())
-    statements = dialect.read_only_statements() + dialect.scan_statements()
+    statements = dialect.read_only_statements()
     if statements:
 
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -204,12 +204,6 @@ class SqlDialect:
         """Statements run on each new connection to make it read-only."""
         return ()
 
-    def scan_statements(self) -> tuple[str, ...]:
-        """Statements run on each new connection of an engine that only reads and groups
-        many rows (the dashboard's own), to make scans and sorts cheaper. They change that
-        connection's settings only, never the database."""
-        return ()
-
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
@@ -375,20 +369,6 @@ class SqliteDialect(SqlDialect):
 
     def read_only_statements(self) -> tuple[str, ...]:
         return ("PRAGMA query_only = ON",)
-
-    def scan_statements(self) -> tuple[str, ...]:
-        # Each GROUP BY sorts every row it groups, in memory up to about cache_size, past
-        # that in sorted runs written to temporary files and merged: 64 MB (not the default
-        # 2 MB) keeps the sort of a month of the bench's request rows in memory, and
-        # temp_store keeps any spill in memory too. mmap_size reads the file's pages in
-        # place instead of copying each one through read(): a scan of a month of the
-        # bench's request rows took half the CPU time. (The size is address space reserved,
-        # not memory used.)
-        return (
-            "PRAGMA cache_size = -65536",
-            "PRAGMA temp_store = MEMORY",
-            "PRAGMA mmap_size = 1073741824",
-        )
 
 
 class PostgresDialect(SqlDialect):
