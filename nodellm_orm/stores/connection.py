@@ -20,6 +20,15 @@ Guarantees:
 - On SQLite the one connection runs statements in order in its thread, so a call cancelled
   while its statements run leaves nothing half-done for the next caller: an operation that
   finds a transaction left open by an interrupted block rolls it back first.
+- Group commit (SQLite, one connection): the first task's operations in a pass of the event
+  loop run at once, as they would alone; other tasks' arriving in the same pass (many chats'
+  turns at once) or while a group runs queue, and run in arrival order as one group, in one
+  transaction with one commit. Each caller's await still returns only after a commit that
+  holds its writes; if any statement of the group fails, the group is rolled back and every
+  operation runs again alone, so each caller gets the outcome it would have got alone (one
+  operation's error is never another's). A caller cancelled while its operation waits in the
+  queue is dropped from it, nothing written; once its group runs it commits, as a call
+  cancelled while its statements run in the driver's thread does.
 """
 
 from __future__ import annotations
@@ -33,17 +42,19 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .base import StoreError
 
-__all__ = ["BUSY_TIMEOUT_MS", "Lease", "PgLease", "Pool", "SqliteLease", "Step"]
+__all__ = ["BUSY_TIMEOUT_MS", "GroupLease", "Lease", "PgLease", "Pool", "SqliteLease", "Step"]
 
 # (sql, args, what to return: False = rowcount, True = rows, a function = built from rows)
 Step = tuple[str, tuple[Any, ...], Any]
+# One operation's outcome in a group: (True, its results) or (False, the error it raised).
+Outcome = tuple[bool, Any]
 
 
 class Lease(Protocol):
@@ -63,6 +74,12 @@ class Lease(Protocol):
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
     async def close(self, *, broken: bool) -> None: ...
+
+
+class GroupLease(Lease, Protocol):
+    async def run_group(self, ops: Sequence[Sequence[Step]]) -> list[Outcome]:
+        """Each operation's outcome, in order, every success committed when this returns."""
+        ...
 
 
 def fetch_rows(fetchall: Callable[[], Sequence[Any]], build: Any) -> Any:
@@ -91,6 +108,8 @@ BUSY_TIMEOUT_MS = 5000
 # so block the loop; this one runs in the driver's thread at about the same pace.
 CHECKPOINT_EVERY = 250
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+# Passes of the event loop after a group during which every operation queues (Pool).
+_GROUP_PASSES = 3
 
 
 def _sqlite_run(raw: sqlite3.Connection, steps: Sequence[Step], autocommit: bool) -> list[Any]:
@@ -113,6 +132,44 @@ def _sqlite_run(raw: sqlite3.Connection, steps: Sequence[Step], autocommit: bool
     return out
 
 
+def _sqlite_together(raw: sqlite3.Connection, ops: Sequence[Sequence[Step]]) -> list[list[Any]]:
+    """Every operation's statements in one transaction, one commit; on any error nothing is
+    left applied and the error is raised."""
+    if raw.in_transaction:
+        raw.rollback()
+    outs: list[list[Any]] = []
+    try:
+        for steps in ops:
+            out: list[Any] = []
+            for sql, args, rows in steps:
+                cur = raw.execute(sql, args)
+                out.append(fetch_rows(cur.fetchall, rows) if rows else cur.rowcount)
+                cur.close()
+            outs.append(out)
+        if raw.in_transaction:
+            raw.commit()
+    except BaseException:
+        if raw.in_transaction:
+            raw.rollback()
+        raise
+    return outs
+
+
+def _sqlite_group(raw: sqlite3.Connection, ops: Sequence[Sequence[Step]]) -> list[Outcome]:
+    """The operations together; if that fails, each alone (its own transaction), so a failing
+    operation fails by itself and the others commit as they would have without it."""
+    if len(ops) > 1:
+        with contextlib.suppress(Exception):
+            return [(True, out) for out in _sqlite_together(raw, ops)]
+    outcomes: list[Outcome] = []
+    for steps in ops:
+        try:
+            outcomes.append((True, _sqlite_run(raw, steps, True)))
+        except Exception as exc:
+            outcomes.append((False, exc))
+    return outcomes
+
+
 def _sqlite_begin(raw: sqlite3.Connection) -> None:
     if raw.in_transaction:
         raw.rollback()
@@ -133,6 +190,13 @@ def _waiting(raw: sqlite3.Connection, fn: Callable[..., Any], *args: Any) -> Any
         return fn(*args)
     finally:
         raw.execute("PRAGMA busy_timeout=0").close()
+
+
+def _db_error(steps: Sequence[Step], exc: sqlite3.Error) -> sa_exc.StatementError:
+    """An operation's sqlite3 error as SQLAlchemy raises it (what callers catch)."""
+    error = sa_exc.DBAPIError.instance(steps[0][0] if steps else "", None, exc, sqlite3.Error)
+    error.__cause__ = exc
+    return error
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -241,6 +305,35 @@ class SqliteLease:
                 self._writes = 0
                 await self._call(_sqlite_checkpoint, raw)
         return out
+
+    async def run_group(self, ops: Sequence[Sequence[Step]]) -> list[Outcome]:
+        if len(ops) == 1:
+            # Alone: exactly `run`, on the loop's thread when it can.
+            try:
+                return [(True, await self.run(ops[0], in_tx=False))]
+            except Exception as exc:
+                return [(False, exc)]
+        raw = self._raw
+        changes = raw.total_changes
+        outcomes: list[Outcome] | None = None
+        if self.inline and self._finished == self._queued:
+            try:
+                outcomes = [(True, out) for out in _sqlite_together(raw, ops)]
+            except Exception:
+                # Rolled back. In the driver's thread the group is tried again, waiting for
+                # the write lock if another process holds it, then each operation alone.
+                outcomes = None
+        if outcomes is None:
+            outcomes = await self._call(_sqlite_group, raw, ops)
+        if raw.total_changes != changes:
+            self._writes += len(ops)
+            if self._writes >= CHECKPOINT_EVERY:
+                self._writes = 0
+                await self._call(_sqlite_checkpoint, raw)
+        return [
+            (ok, out if ok or not isinstance(out, sqlite3.Error) else _db_error(steps, out))
+            for (ok, out), steps in zip(outcomes, ops, strict=True)
+        ]
 
     async def begin(self) -> None:
         await self._call(_sqlite_begin, self._raw)
@@ -395,6 +488,7 @@ class Pool:
         *,
         size: int,
         overflow: int,
+        group_commit: bool = False,
     ) -> None:
         self.engine = engine
         self.size = size
@@ -407,6 +501,16 @@ class Pool:
         self._closing = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
+        # Group commit (one connection only): operations waiting to run as the next group,
+        # and whether a task is running groups (it takes whatever queued meanwhile next).
+        self._group = group_commit and self.limit == 1
+        self._queue: list[tuple[Sequence[Step], asyncio.Future[list[Any]]]] = []
+        self._grouping = False
+        # Operations of task `_ran` ran at once in this pass of the event loop (reset by a
+        # callback at the start of the next): another task's arriving meanwhile queue.
+        self._pass_marked = False
+        self._ran: asyncio.Task[Any] | None = None
+        self._pass_id = 0
 
     # -- figures (tests, monitoring)
 
@@ -527,6 +631,15 @@ class Pool:
         lease = self.current.get()
         if lease is not None:
             return await lease.run(steps, in_tx=True)
+        if self._group:
+            task = asyncio.current_task()
+            if self._queue or self._grouping or (self._pass_marked and task is not self._ran):
+                return await self._grouped(steps)
+            # The first task's operations in this pass of the loop run at once, as they would
+            # alone (a lone chat's turn waits for nothing); another task's arriving before the
+            # pass is over is one of many at once: it queues, and those queued commit together.
+            if not self._pass_marked:
+                self._mark_pass(task)
         attempts = self.limit + 1
         while True:
             lease = await self.acquire()
@@ -539,6 +652,96 @@ class Pool:
                 continue
             self.release(lease)
             return out
+
+    async def _grouped(self, steps: Sequence[Step]) -> list[Any]:
+        if self.closed:
+            raise StoreError("the store is closed")
+        fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._queue.append((steps, fut))
+        if not self._grouping and not self._pass_marked:
+            self._start_groups()
+        # Cancelled here while queued: the future is done, so its group skips it.
+        return await fut
+
+    def _mark_pass(self, task: asyncio.Task[Any] | None, passes: int = 1) -> None:
+        """For `passes` passes of the loop, operations of tasks other than `task` queue."""
+        self._ran = task
+        self._pass_marked = True
+        self._pass_id += 1
+        asyncio.get_running_loop().call_soon(self._pass_over, self._pass_id, passes)
+
+    def _pass_over(self, pass_id: int, passes: int) -> None:
+        if pass_id != self._pass_id:
+            return  # a later mark holds until its own passes are over
+        if passes > 1:
+            asyncio.get_running_loop().call_soon(self._pass_over, pass_id, passes - 1)
+            return
+        self._pass_marked = False
+        self._ran = None
+        if self._queue and not self._grouping:
+            self._start_groups()
+
+    def _start_groups(self) -> None:
+        # The task's first step runs after the callbacks already due: operations arriving
+        # until then join its first group; those arriving while a group runs, the next.
+        self._grouping = True
+        self._spawn(self._run_groups())
+
+    async def _run_groups(self) -> None:
+        try:
+            while self._queue:
+                await self._run_group()
+        except BaseException as exc:  # interrupted (never an operation's own error)
+            self._fail_queued(exc)
+            raise
+        finally:
+            self._grouping = False
+            # Many chats at once: the callers just answered resume a pass or two later (their
+            # own wakeup, then the turn's); their next operations queue, so they keep
+            # committing together instead of the first to resume running ahead alone.
+            self._mark_pass(None, passes=_GROUP_PASSES)
+
+    async def _run_group(self) -> None:
+        attempts = self.limit + 1
+        try:
+            lease = cast(GroupLease, await self.acquire())
+        except Exception as exc:  # the store closed
+            self._fail_queued(exc)
+            return
+        group = [(steps, fut) for steps, fut in self._queue if not fut.done()]
+        self._queue.clear()
+        while True:
+            try:
+                outcomes = await lease.run_group([steps for steps, _ in group])
+            except BaseException as exc:
+                if self._retry(lease, exc, attempts):
+                    # The connection had died in the pool: the group again, on a fresh one.
+                    attempts -= 1
+                    try:
+                        lease = cast(GroupLease, await self.acquire())
+                    except BaseException as again:
+                        _fail(group, again)
+                        if isinstance(again, Exception):
+                            return
+                        raise
+                    continue
+                _fail(group, exc)
+                if isinstance(exc, Exception):
+                    return
+                raise
+            self.release(lease)
+            break
+        for (_, fut), (ok, value) in zip(group, outcomes, strict=True):
+            if fut.done():  # its caller was cancelled while the group ran
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    def _fail_queued(self, exc: BaseException) -> None:
+        queued, self._queue = self._queue, []
+        _fail(queued, exc)
 
     def _retry(self, lease: Lease, error: BaseException, attempts: int) -> bool:
         """Release `lease` after `error`; True when the call should run again elsewhere."""
@@ -599,6 +802,17 @@ class Pool:
                 fut.set_exception(StoreError("the store is closed"))
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _fail(ops: Sequence[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:
+    """Give every waiting caller of `ops` the error that stopped their group."""
+    for _, fut in ops:
+        if fut.done():
+            continue
+        if isinstance(exc, asyncio.CancelledError):
+            fut.cancel()
+        else:
+            fut.set_exception(exc)
 
 
 async def _close_quietly(conn: AsyncConnection) -> None:

@@ -80,6 +80,8 @@ class SqlDialect:
     # A statement's subqueries see the rows the statement itself inserts (SQLite), rather than
     # only what was there when it started (PostgreSQL: one snapshot per statement).
     sees_own_inserts: ClassVar[bool]
+    # Operations that queue for the one connection commit together (connection.Pool).
+    group_commit: ClassVar[bool] = False
     # The tables of the current schema; and a table's columns in order as (name, declared
     # type) rows (one parameter: the table's exact name).
     tables_sql: ClassVar[str]
@@ -230,6 +232,9 @@ class SqliteDialect(SqlDialect):
     count_by_known = True
     finish_in_one_statement = False
     sees_own_inserts = True
+    # One writer: operations of many chats arriving together share one transaction and one
+    # commit (each still returns only once its writes are committed).
+    group_commit = True
     tables_sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
     columns_sql = "SELECT name, type FROM pragma_table_info(?) ORDER BY cid"
     folds_identifier_case = True
