@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from nodellm_orm import connect, create_chat, create_llm
 from nodellm_orm.orm.ids import new_id, utc_now
 from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.testing import FakeProvider
+from tests.support.locks import write_lock_held
 
 
 @pytest.fixture
@@ -151,20 +151,7 @@ async def test_a_group_waits_for_another_processs_write_lock_and_commits(
 ) -> None:
     path = tmp_path / "group.db"
     chat = await new_chat(store)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_lock() -> None:
-        other = sqlite3.connect(path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        locked.set()
-        release.wait(10)
-        other.execute("COMMIT")
-        other.close()
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    try:
-        assert await asyncio.to_thread(locked.wait, 10)
+    async with write_lock_held(path) as release:
         calls = asyncio.gather(
             *(store.insert_messages([message(chat.id, f"m{i}")]) for i in range(5))
         )
@@ -173,9 +160,6 @@ async def test_a_group_waits_for_another_processs_write_lock_and_commits(
         assert not calls.done()
         release.set()
         assert await calls == [None] * 5
-    finally:
-        release.set()
-        holder.join()
     rows = committed(path, 'SELECT content FROM "LlmMessage" ORDER BY content')
     assert [r[0] for r in rows] == [f"m{i}" for i in range(5)]
 

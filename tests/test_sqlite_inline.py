@@ -4,7 +4,6 @@ the WAL stays checkpointed (SqliteLease in nodellm_orm/stores/connection.py)."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from nodellm_orm import connect, create_chat, create_llm
 from nodellm_orm.stores.connection import CHECKPOINT_EVERY
 from nodellm_orm.testing import FakeProvider
+from tests.support.locks import write_lock_held
 
 
 async def test_a_plain_turn_runs_its_statements_on_the_loops_thread(tmp_path: Path) -> None:
@@ -72,36 +72,22 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_without_blocking_the_lo
     try:
         chat = await create_chat(store, create_llm(provider=FakeProvider()))
         await chat.ask("warm up")
-        locked, release = threading.Event(), threading.Event()
+        async with write_lock_held(path) as release:
+            ticks = 0
 
-        def hold_lock() -> None:
-            other = sqlite3.connect(path, isolation_level=None)
-            other.execute("BEGIN IMMEDIATE")
-            locked.set()
-            release.wait(10)
-            other.execute("COMMIT")
-            other.close()
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+                    if ticks == 20:
+                        release.set()  # the other writer lets go once the loop has run a while
 
-        holder = threading.Thread(target=hold_lock)
-        holder.start()
-        assert await asyncio.to_thread(locked.wait, 10)
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-                if ticks == 20:
-                    release.set()  # the other writer lets go once the loop has run a while
-
-        tick = asyncio.create_task(ticker())
-        try:
-            reply = await chat.ask("after the lock")
-        finally:
-            tick.cancel()
-            release.set()
-            holder.join()
+            tick = asyncio.create_task(ticker())
+            try:
+                reply = await chat.ask("after the lock")
+            finally:
+                tick.cancel()
         # The turn waited for the lock (in the driver's thread) while the loop kept running.
         assert ticks >= 20
         assert reply.content == "(fake) You said: after the lock"
