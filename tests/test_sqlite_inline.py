@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import Any
 
 from nodellm_orm import connect, create_chat, create_llm
 from nodellm_orm.stores.connection import CHECKPOINT_EVERY
@@ -34,32 +33,6 @@ async def test_a_plain_turn_runs_its_statements_on_the_loops_thread(tmp_path: Pa
         assert [m.content for m in await chat.messages()][
             -1
         ] == "(fake) You said: where do you run?"
-    finally:
-        await store.close()
-
-
-async def test_a_plain_turn_starts_no_task(tmp_path: Path) -> None:
-    # Its writes end without waiting (statements on the loop's thread), so `settle` runs them
-    # in the turn's own task instead of a task per write and trips through the loop.
-    store = await connect(f"sqlite:///{tmp_path / 'x.db'}")
-    loop = asyncio.get_running_loop()
-    started: list[object] = []
-
-    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-        started.append(coro)
-        return asyncio.Task(coro, loop=loop, **kwargs)
-
-    try:
-        chat = await create_chat(store, create_llm(provider=FakeProvider()))
-        await chat.ask("warm up")
-        loop.set_task_factory(factory)
-        try:
-            reply = await chat.ask("in this task")
-        finally:
-            loop.set_task_factory(None)
-        assert started == []
-        assert reply.content == "(fake) You said: in this task"
-        assert [m.content for m in await chat.messages()][-1] == reply.content
     finally:
         await store.close()
 

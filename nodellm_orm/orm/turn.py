@@ -17,9 +17,7 @@ recorder turns them into rows.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-from collections.abc import Awaitable, Coroutine, Generator, Sequence
-from types import CoroutineType
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 from ..core.chat import Chat as CoreChat
@@ -52,65 +50,8 @@ async def settle(write: Awaitable[T]) -> tuple[T, bool]:
     Returns its result and whether a cancellation arrived (the caller re-raises it once its
     own bookkeeping is done). A write abandoned half-way would leave the rows in an unknown
     state: landed or not, the turn could no longer say what the database holds.
-
-    The write starts at once, in its own copy of the context (as a task would run it); one
-    that ends without waiting (SQLite's statements run on the loop's thread) cannot be
-    interrupted, so it costs no task and no trip through the event loop (three loop
-    iterations and a task per write when measured, most of what a turn paid around its two
-    writes). Only a write that waits continues in a task, shielded from the caller.
     """
-    if not isinstance(write, CoroutineType):
-        return await _shielded(asyncio.ensure_future(write))
-    context = contextvars.copy_context()
-    try:
-        signal = context.run(write.send, None)
-    except StopIteration as done:
-        value: T = done.value
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            # A cancellation requested while the write ran is delivered at the caller's next
-            # wait; say so now, as a wait here would have.
-            try:
-                await asyncio.sleep(0)
-            except asyncio.CancelledError:
-                return value, True
-        return value, False
-    rest = asyncio.get_running_loop().create_task(_resume(write, signal), context=context)
-    return await _shielded(rest)
-
-
-async def _resume(write: Coroutine[Any, Any, T], signal: Any) -> T:
-    """The rest of a write whose first step ran already and waits on `signal`."""
-    return await _Rest(write, signal)  # type: ignore[no-any-return]
-
-
-class _Rest:
-    """Awaiting it hands the task what the write waits on, then delegates to the write."""
-
-    __slots__ = ("signal", "write")
-
-    def __init__(self, write: Coroutine[Any, Any, Any], signal: Any) -> None:
-        self.write, self.signal = write, signal
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        write, signal = self.write, self.signal
-        while True:
-            try:
-                yield signal
-            except GeneratorExit:
-                write.close()
-                raise
-            except BaseException as exc:  # thrown in by the task (a cancellation): pass it on
-                try:
-                    signal = write.throw(exc)
-                except StopIteration as done:
-                    return done.value
-                continue
-            # Resumed (the task sends None): from here on, plain delegation.
-            return (yield from write.__await__())
-
-
-async def _shielded(task: asyncio.Future[T]) -> tuple[T, bool]:
+    task = asyncio.ensure_future(write)
     cancelled = False
     while True:
         try:
