@@ -548,14 +548,6 @@ class SqlStore:
             start += size
         return steps
 
-    @staticmethod
-    def _row_params(rows: Sequence[dict[str, Any]], cols: list[str]) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        for i, r in enumerate(rows):
-            for c in cols:
-                params[f"{c}_{i}"] = r.get(c)
-        return params
-
     async def _insert(self, table: Table, rows: Sequence[Row]) -> None:
         if not rows:
             return
@@ -1007,7 +999,7 @@ class SqlStore:
         )
         _, rows = await self._s.run(
             [
-                chat_ins.step(self._row_params([enc_chat], chat_cols), False),
+                chat_ins.rows_step([enc_chat], chat_cols, False),
                 s_sql.step({f"s_{k}": enc_s[k] for k in skeys}, True),
             ]
         )
