@@ -137,15 +137,8 @@ def _sqlite_together(raw: sqlite3.Connection, ops: Sequence[Sequence[Step]]) -> 
     left applied and the error is raised."""
     if raw.in_transaction:
         raw.rollback()
-    outs: list[list[Any]] = []
     try:
-        for steps in ops:
-            out: list[Any] = []
-            for sql, args, rows in steps:
-                cur = raw.execute(sql, args)
-                out.append(fetch_rows(cur.fetchall, rows) if rows else cur.rowcount)
-                cur.close()
-            outs.append(out)
+        outs = [_sqlite_run(raw, steps, False) for steps in ops]
         if raw.in_transaction:
             raw.commit()
     except BaseException:
@@ -192,9 +185,14 @@ def _waiting(raw: sqlite3.Connection, fn: Callable[..., Any], *args: Any) -> Any
         raw.execute("PRAGMA busy_timeout=0").close()
 
 
-def _db_error(steps: Sequence[Step], exc: sqlite3.Error) -> sa_exc.StatementError:
-    """An operation's sqlite3 error as SQLAlchemy raises it (what callers catch)."""
-    error = sa_exc.DBAPIError.instance(steps[0][0] if steps else "", None, exc, sqlite3.Error)
+def _stmt(steps: Sequence[Step]) -> str:
+    """The statement an operation's error names: its first."""
+    return steps[0][0] if steps else ""
+
+
+def _db_error(stmt: str, exc: sqlite3.Error) -> sa_exc.StatementError:
+    """A sqlite3 error as SQLAlchemy raises it (what callers catch), caused by `exc`."""
+    error = sa_exc.DBAPIError.instance(stmt, None, exc, sqlite3.Error)
     error.__cause__ = exc
     return error
 
@@ -281,10 +279,10 @@ class SqliteLease:
         try:
             return await self._driver._execute(self._tracked, self._queued, fn, *args)
         except sqlite3.Error as exc:
-            raise sa_exc.DBAPIError.instance(stmt, None, exc, sqlite3.Error) from exc
+            raise _db_error(stmt, exc) from exc
 
     async def run(self, steps: Sequence[Step], *, in_tx: bool) -> list[Any]:
-        stmt = steps[0][0] if steps else ""
+        stmt = _stmt(steps)
         if in_tx or not self.inline or self._finished != self._queued:
             result: list[Any] = await self._call(
                 _sqlite_run, self._raw, steps, not in_tx, stmt=stmt
@@ -296,15 +294,21 @@ class SqliteLease:
             out = _sqlite_run(raw, steps, True)
         except sqlite3.Error as exc:
             if not _is_busy(exc):
-                raise sa_exc.DBAPIError.instance(stmt, None, exc, sqlite3.Error) from exc
+                raise _db_error(stmt, exc) from exc
             # Rolled back by _sqlite_run: wait for the lock in the driver's thread instead.
             out = await self._call(_sqlite_run, raw, steps, True, stmt=stmt)
-        if raw.total_changes != changes:
-            self._writes += 1
-            if self._writes >= CHECKPOINT_EVERY:
-                self._writes = 0
-                await self._call(_sqlite_checkpoint, raw)
+        await self._count_writes(changes, 1)
         return out
+
+    async def _count_writes(self, changes: int, n: int) -> None:
+        """Count `n` writes if the connection's change counter moved since `changes`, and
+        checkpoint the WAL (in the driver's thread) every CHECKPOINT_EVERY of them."""
+        if self._raw.total_changes == changes:
+            return
+        self._writes += n
+        if self._writes >= CHECKPOINT_EVERY:
+            self._writes = 0
+            await self._call(_sqlite_checkpoint, self._raw)
 
     async def run_group(self, ops: Sequence[Sequence[Step]]) -> list[Outcome]:
         if len(ops) == 1:
@@ -325,13 +329,9 @@ class SqliteLease:
                 outcomes = None
         if outcomes is None:
             outcomes = await self._call(_sqlite_group, raw, ops)
-        if raw.total_changes != changes:
-            self._writes += len(ops)
-            if self._writes >= CHECKPOINT_EVERY:
-                self._writes = 0
-                await self._call(_sqlite_checkpoint, raw)
+        await self._count_writes(changes, len(ops))
         return [
-            (ok, out if ok or not isinstance(out, sqlite3.Error) else _db_error(steps, out))
+            (ok, out if ok or not isinstance(out, sqlite3.Error) else _db_error(_stmt(steps), out))
             for (ok, out), steps in zip(outcomes, ops, strict=True)
         ]
 
