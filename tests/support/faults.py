@@ -41,6 +41,10 @@ class Faults:
     passed: int = 0
     hit: str | None = None
     task: asyncio.Task[Any] | None = None
+    # The cancelled turn's store, and whether the cancel came while a call of it was under
+    # way (past its fault point: its statements queued or running, in whatever task).
+    watched: FaultyStore | None = None
+    cancelled_in_store: bool = False
 
     async def point(self, where: str) -> None:
         self.passed += 1
@@ -50,6 +54,7 @@ class Faults:
         if self.mode == "raise":
             raise Injected(where)
         assert self.task is not None
+        self.cancelled_in_store = self.watched is not None and self.watched.in_flight > 0
         self.task.cancel()
         if asyncio.current_task() is self.task:
             await asyncio.sleep(0)
@@ -61,6 +66,7 @@ class FaultyStore:
     def __init__(self, store: Store, faults: Faults) -> None:
         self._store = store
         self._faults = faults
+        self.in_flight = 0
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._store, name)
@@ -69,7 +75,11 @@ class FaultyStore:
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             await self._faults.point(f"store.{name}")
-            return await attr(*args, **kwargs)
+            self.in_flight += 1
+            try:
+                return await attr(*args, **kwargs)
+            finally:
+                self.in_flight -= 1
 
         return call
 
@@ -147,9 +157,19 @@ def _hooks(chat: Chat, faults: Faults) -> None:
         register(hook)
 
 
-async def sweep_case(db: Any, kind: str, mode: str, k: int) -> Outcome:
-    """One turn of `kind` failing at its k-th await point; what it left behind."""
-    faults = Faults(mode=mode)
+@dataclass
+class Subject:
+    """One chat set up for a faulted turn: its provider, and the real store behind it."""
+
+    chat: Chat
+    fake: FaultyProvider
+    real: Any  # the chat's own store, under the faulty one
+    faulty: FaultyStore
+    sent_before: int = 0
+
+
+async def _subject(db: Any, kind: str, faults: Faults) -> Subject:
+    """A chat with a turn behind it whose next turn of `kind` passes `faults`' points."""
     fake = FaultyProvider(faults)
     llm = create_llm(provider=fake)
     tool = Lookup()
@@ -159,36 +179,36 @@ async def sweep_case(db: Any, kind: str, mode: str, k: int) -> Outcome:
     chat.with_tool(tool)
     _hooks(chat, faults)
     real = chat.store
-    faulty: Any = FaultyStore(real, faults)
-    chat.store = faulty
-    chat._recorder.store = faulty
+    faulty = FaultyStore(real, faults)
+    chat.store = chat._recorder.store = faulty  # type: ignore[assignment]
     if "tool" in kind:
         fake.reply_tool_call("lookup", {"word": "hello"}, content="Let me look.")
     fake.reply("Hello means a greeting, said warmly.")
-    sent_before = fake.attempts
-    faults.k, faults.passed = k, 0
+    return Subject(chat, fake, real, faulty, fake.attempts)
 
-    async def turn() -> Any:
-        if kind.startswith("stream"):
-            async with chat.ask_stream("What does hello mean?") as stream:
-                async for _ in stream:
-                    await faults.point("consumer")
-            return stream.message
-        return await chat.ask("What does hello mean?")
 
-    faults.task = asyncio.create_task(turn())
-    await asyncio.wait([faults.task])
-    error = None
+async def _turn(subject: Subject, kind: str, faults: Faults) -> Any:
+    chat = subject.chat
+    if kind.startswith("stream"):
+        async with chat.ask_stream("What does hello mean?") as stream:
+            async for _ in stream:
+                await faults.point("consumer")
+        return stream.message
+    return await chat.ask("What does hello mean?")
+
+
+async def _story(db: Any, subject: Subject, task: asyncio.Task[Any], outcome: Outcome) -> Outcome:
+    """What the faulted turn left: the rows, and what the same Chat object sends next
+    against what a fresh `load_chat` sends."""
+    chat, fake, real = subject.chat, subject.fake, subject.real
     answer = None
-    if faults.task.cancelled():
-        error = "CancelledError"
-    elif faults.task.exception() is not None:
-        error = type(faults.task.exception()).__name__
+    if task.cancelled():
+        outcome.error = "CancelledError"
+    elif task.exception() is not None:
+        outcome.error = type(task.exception()).__name__
     else:
-        answer = faults.task.result()
-    outcome = Outcome(kind, mode, k, faults.hit, error)
-    faults.k = 0  # no more faults
-    calls = fake.attempts - sent_before
+        answer = task.result()
+    calls = fake.attempts - subject.sent_before
 
     rows = await real.list_messages(chat.id)
     turn_rows = rows[2:]  # after the warm-up turn (user, answer)
@@ -209,7 +229,6 @@ async def sweep_case(db: Any, kind: str, mode: str, k: int) -> Outcome:
     if any(json.loads(r.contentRaw or "{}").get("reason") == "incomplete" for r in rows):
         outcome.inconsistent.append("a row still says 'incomplete'")
 
-    # What the same object sends next, and what a reload sends at its next turn.
     fake.queue.clear()
     fake.reply("Next answer.")
     await chat.ask("And goodbye?")
@@ -228,6 +247,39 @@ async def sweep_case(db: Any, kind: str, mode: str, k: int) -> Outcome:
     if fresh != expected:
         outcome.inconsistent.append(f"next request {same} but a reload sends {fresh[:-2]}")
     return outcome
+
+
+async def sweep_case(db: Any, kind: str, mode: str, k: int) -> Outcome:
+    """One turn of `kind` failing at its k-th await point; what it left behind."""
+    faults = Faults(mode=mode)
+    subject = await _subject(db, kind, faults)
+    faults.k, faults.passed = k, 0
+    faults.task = asyncio.create_task(_turn(subject, kind, faults))
+    await asyncio.wait([faults.task])
+    outcome = Outcome(kind, mode, k, faults.hit, None)
+    faults.k = 0  # no more faults
+    return await _story(db, subject, faults.task, outcome)
+
+
+async def together_case(db: Any, kind: str, k: int, chats: int = 2) -> tuple[list[Outcome], bool]:
+    """Turns of `kind` in `chats` chats at once on one store; at the k-th await point any of
+    them reaches, the last chat's turn is cancelled wherever it then is, which may be while
+    a store call of its turn waits in, or runs in, a group commit with the other chats'
+    (the last to start is the one whose writes queue behind theirs). What each turn left
+    behind, and whether the cancel came during such a store call."""
+    faults = Faults(mode="cancel")
+    subjects = [await _subject(db, kind, faults) for _ in range(chats)]
+    faults.k, faults.passed = k, 0
+    tasks = [asyncio.create_task(_turn(s, kind, faults)) for s in subjects]
+    faults.task, faults.watched = tasks[-1], subjects[-1].faulty
+    await asyncio.wait(tasks)
+    hit = faults.hit
+    faults.k = 0
+    outcomes = [
+        await _story(db, s, task, Outcome(kind, "cancel", k, hit, None))
+        for s, task in zip(subjects, tasks, strict=True)
+    ]
+    return outcomes, faults.cancelled_in_store
 
 
 async def sweep(db: Any, kind: str, mode: str, limit: int = 200) -> list[Outcome]:
