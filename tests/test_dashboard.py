@@ -13,8 +13,10 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,9 +24,11 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from nodellm_orm import connect
 from nodellm_orm.cli import main
 from nodellm_orm.core.clock import to_datetime
 from nodellm_orm.dashboard import DashboardError, create_app
+from nodellm_orm.dashboard._queries import RANGES
 from nodellm_orm.stores.urls import async_url
 from tests.conftest import postgres_server, sql_dialects
 from tests.support.dashboard_seed import Seeded, long_chat, seed, sql
@@ -493,3 +497,218 @@ def test_importing_the_library_does_not_import_the_dashboard() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# -- time ranges: rows of many ages, figures per range against the rows themselves
+
+# (chat, provider, model of each request, age of each request in hours, chat model). The
+# oldest rows make the recent ranges a small share of the table's time span and 90 days a
+# wide one, so the overview reads both ways (on SQLite: through the createdAt index, and
+# the whole table grouped by chat first); "switch" changes model inside one day, "span"
+# crosses days, weeks and the 30-day boundary.
+AGED = [
+    ("recent", "openai", ["gpt-4o-mini"] * 3, [1, 2, 3], "gpt-4o-mini"),
+    ("week", "anthropic", ["claude-sonnet-4"] * 2, [50, 100], "claude-sonnet-4"),
+    (
+        "switch",
+        "openai",
+        ["gpt-4o-mini", "gpt-4o-mini", "o3-mini", "o3-mini"],
+        [240] * 4,
+        "o3-mini",
+    ),
+    ("span", "openai", ["o3-mini"] * 4, [480, 600, 840, 960], "o3-mini"),
+    ("old", "anthropic", ["claude-sonnet-4"] * 12, [2400 + 200 * k for k in range(12)], None),
+]
+
+
+@dataclass
+class AgedRow:
+    chat: str
+    provider: str
+    model: str
+    at: datetime
+    status: int
+    duration: int
+    inp: int
+    out: int
+    cost: float | None
+    thinking: int | None
+    epoch_ms: bool  # on SQLite, stored as epoch milliseconds rather than ISO-8601 text
+
+
+def aged_rows(now: datetime) -> list[AgedRow]:
+    rows: list[AgedRow] = []
+    for chat, provider, models, ages, _ in AGED:
+        for k, (model, age) in enumerate(zip(models, ages, strict=True)):
+            failed = chat == "week" and k == 1
+            rows.append(
+                AgedRow(
+                    chat=chat,
+                    provider=provider,
+                    model=model,
+                    at=now - timedelta(hours=age, minutes=k),
+                    status=500 if failed else 200,
+                    duration=300 + 37 * len(rows) % 500,
+                    inp=0 if failed else 100 + 10 * len(rows),
+                    out=0 if failed else 5 + len(rows),
+                    cost=None if failed else 0.001 * (len(rows) + 1),
+                    thinking=20 + len(rows) if model == "o3-mini" else None,
+                    epoch_ms=len(rows) % 2 == 1,
+                )
+            )
+    return rows
+
+
+@pytest.fixture(params=sql_dialects())
+async def aged(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, list[AgedRow]]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'aged.db'}"
+    else:
+        server = postgres_server()
+        assert server is not None
+        url = await create_database(server, prefix="aged")
+    store = await connect(url)  # creates the tables
+    await store.close()
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = aged_rows(now)
+    sqlite = url.startswith("sqlite")
+
+    def at(row: AgedRow) -> Any:
+        if not sqlite:
+            return row.at.replace(tzinfo=None)
+        if row.epoch_ms:  # as Prisma's native engine writes them
+            return int(row.at.timestamp() * 1000)
+        return row.at.strftime("%Y-%m-%dT%H:%M:%S.000Z")  # as Prisma's JS adapters do
+
+    engine = create_async_engine(async_url(url))
+    async with engine.begin() as conn:
+        for chat, provider, _, _, model in AGED:
+            first = min((r for r in rows if r.chat == chat), key=lambda r: r.at)
+            await conn.execute(
+                text(
+                    'INSERT INTO "LlmChat" (id, model, provider, "createdAt", "updatedAt") '
+                    "VALUES (:id, :model, :provider, :at, :at)"
+                ),
+                {"id": chat, "model": model, "provider": provider, "at": at(first)},
+            )
+        for k, row in enumerate(rows):
+            await conn.execute(
+                text(
+                    'INSERT INTO "LlmMessage" (id, "chatId", role, content, "thinkingTokens", '
+                    '"modelId", provider, "createdAt") VALUES (:id, :chat, \'assistant\', '
+                    "'answer', :thinking, :model, :provider, :at)"
+                ),
+                {
+                    "id": f"m{k}",
+                    "chat": row.chat,
+                    "thinking": row.thinking,
+                    "model": row.model,
+                    "provider": row.provider,
+                    "at": at(row),
+                },
+            )
+            await conn.execute(
+                text(
+                    'INSERT INTO "LlmRequest" (id, "chatId", "messageId", provider, model, '
+                    '"statusCode", duration, "inputTokens", "outputTokens", cost, "createdAt") '
+                    "VALUES (:id, :chat, :m, :provider, :model, :status, :duration, :inp, "
+                    ":out, :cost, :at)"
+                ),
+                {
+                    "id": f"r{k}",
+                    "chat": row.chat,
+                    "m": f"m{k}",
+                    "provider": row.provider,
+                    "model": row.model,
+                    "status": row.status,
+                    "duration": row.duration,
+                    "inp": row.inp,
+                    "out": row.out,
+                    "cost": row.cost,
+                    "at": at(row),
+                },
+            )
+    await engine.dispose()
+    return url, rows
+
+
+async def test_each_range_counts_exactly_its_rows(aged: tuple[str, list[AgedRow]]) -> None:
+    url, rows = aged
+    app = create_app(url)
+    reader = app.state.reader
+    await reader.check()
+    tables = await reader._tables()
+    dialect = reader.dialect
+    if dialect.wide_range(tables.request, datetime.now(UTC)) is not None:
+        # Where the dialect picks the form (SQLite), this seed puts ranges on both sides.
+        async with reader.engine.connect() as conn:
+            for span, wide in ((timedelta(days=30), False), (timedelta(days=90), True)):
+                probe = dialect.wide_range(tables.request, datetime.now(UTC) - span)
+                assert probe is not None and bool(await conn.scalar(probe)) is wide, span
+    chat_model = {chat: model for chat, _, _, _, model in AGED}
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for range_name, bucket in (
+                ("24h", "hour"),
+                ("7d", "day"),
+                ("30d", "day"),
+                ("90d", "week"),
+                ("all", "week"),
+                ("90d", "day"),
+                ("90d", "hour"),
+            ):
+                page = (await client.get(f"/?range={range_name}&bucket={bucket}")).text
+                window = RANGES[range_name]
+                since = None if window is None else datetime.now(UTC) - window
+                inside = [r for r in rows if since is None or r.at >= since]
+                assert inside, range_name
+
+                by_model: dict[tuple[str, str], list[Any]] = {}
+                for r in inside:
+                    acc = by_model.setdefault((r.provider, r.model), [0, 0, 0, 0, 0.0, 0])
+                    acc[0] += 1
+                    acc[1] += r.inp
+                    acc[2] += r.out
+                    acc[3] += r.thinking or 0
+                    acc[4] += r.cost or 0.0
+                    acc[5] += r.status >= 400
+                assert cell_texts(page, "by-model") == [
+                    [p, m, f"{n:,}", f"{i:,}", f"{o:,}", f"{k:,}", f"${c:,.6f}", f"{e:,}"]
+                    for (p, m), (n, i, o, k, c, e) in sorted(by_model.items())
+                ], range_name
+
+                per_chat: dict[str, list[Any]] = {}
+                for r in inside:
+                    acc = per_chat.setdefault(r.chat, [0, 0, 0.0])
+                    acc[0] += 1
+                    acc[1] += r.inp + r.out
+                    acc[2] += r.cost or 0.0
+                top = sorted(per_chat.items(), key=lambda kv: (-kv[1][2], kv[0]))
+                assert cell_texts(page, "expensive") == [
+                    [chat, chat_model[chat] or "-", f"{n:,}", f"{tok:,}", f"${c:,.6f}"]
+                    for chat, (n, tok, c) in top
+                ], range_name
+
+                durations: dict[str, list[float]] = {}
+                for r in inside:
+                    durations.setdefault(r.model, []).append(float(r.duration))
+                assert cell_texts(page, "latency") == [
+                    [m, str(len(v)), *(f"{percentile(v, p):,.1f} ms" for p in (0.5, 0.95, 0.99))]
+                    for m, v in sorted(durations.items())
+                ], range_name
+
+                charts = json.loads(page.split('id="charts-data">', 1)[1].split("</script>", 1)[0])
+                expected: dict[int, list[int]] = {}
+                for r in inside:
+                    acc2 = expected.setdefault(bucket_start(r.at, bucket), [0, 0])
+                    acc2[0] += 1
+                    acc2[1] += r.inp
+                requests = charts["requests"]["data"]
+                xs = requests[0]["x"]
+                counts = [sum(trace["y"][i] for trace in requests) for i in range(len(xs))]
+                inputs = next(t for t in charts["tokens"]["data"] if t["name"] == "input")["y"]
+                got = {x: [n, i] for x, n, i in zip(xs, counts, inputs, strict=True)}
+                assert got == expected, range_name
+    finally:
+        await reader.engine.dispose()
