@@ -30,20 +30,13 @@ from nodellm_orm.core.clock import to_datetime
 from nodellm_orm.dashboard import DashboardError, create_app
 from nodellm_orm.dashboard._queries import RANGES
 from nodellm_orm.stores.urls import async_url
-from tests.conftest import postgres_server, sql_dialects
-from tests.support.dashboard_seed import Seeded, long_chat, seed, sql
-from tests.support.postgres import create_database
+from tests.conftest import sql_dialects
+from tests.support.dashboard_seed import Seeded, fresh_url, long_chat, seed, sql
 
 
 @pytest.fixture(params=sql_dialects())
 async def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Seeded:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'dash.db'}"
-    else:
-        server = postgres_server()
-        assert server is not None
-        url = await create_database(server, prefix="dash")
-    return await seed(url)
+    return await seed(await fresh_url(request.param, tmp_path, "dash"))
 
 
 class Pages:
@@ -561,12 +554,7 @@ def aged_rows(now: datetime) -> list[AgedRow]:
 
 @pytest.fixture(params=sql_dialects())
 async def aged(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, list[AgedRow]]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'aged.db'}"
-    else:
-        server = postgres_server()
-        assert server is not None
-        url = await create_database(server, prefix="aged")
+    url = await fresh_url(request.param, tmp_path, "aged")
     store = await connect(url)  # creates the tables
     await store.close()
     now = datetime.now(UTC).replace(microsecond=0)

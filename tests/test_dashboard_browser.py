@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import postgres_server, sql_dialects, unavailable
+from tests.conftest import sql_dialects, unavailable
 from tests.support import browser
-from tests.support.dashboard_seed import Seeded, long_chat, seed, sql
-from tests.support.postgres import create_database
+from tests.support.dashboard_seed import Seeded, fresh_url, long_chat, seed, sql
 
 pytestmark = pytest.mark.toolchain
 
@@ -36,13 +35,7 @@ def driver() -> Iterator[Any]:
 
 @pytest.fixture(params=sql_dialects())
 async def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Seeded:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'dash.db'}"
-    else:
-        server = postgres_server()
-        assert server is not None
-        url = await create_database(server, prefix="dashb")
-    return await seed(url)
+    return await seed(await fresh_url(request.param, tmp_path, "dashb"))
 
 
 def _shots(tmp_path: Path) -> Path:

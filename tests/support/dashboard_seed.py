@@ -9,6 +9,7 @@ dates are rewritten as ISO-8601 text, as Prisma's JS driver adapters store them)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,6 +20,8 @@ from nodellm_orm import Agent, Tool, connect, create_agent_session, create_chat,
 from nodellm_orm.core.messages import Usage
 from nodellm_orm.stores.urls import async_url
 from nodellm_orm.testing import FakeProvider, FakeResponse
+from tests.conftest import postgres_server
+from tests.support.postgres import create_database
 
 
 class GetWeather(Tool):
@@ -45,6 +48,16 @@ class Seeded:
     interrupted_chat: str = ""
     session_chat: str = ""
     chats_of: dict[str, list[str]] = field(default_factory=dict)
+
+
+async def fresh_url(dialect: str, tmp_path: Path, name: str) -> str:
+    """A new, empty database of `dialect` ("sqlite": a file in `tmp_path`; "postgresql": one
+    on the test server), by URL."""
+    if dialect == "sqlite":
+        return f"sqlite:///{tmp_path / f'{name}.db'}"
+    server = postgres_server()
+    assert server is not None
+    return await create_database(server, prefix=name)
 
 
 def _usage(inp: int, out: int, cost: float, reasoning: int = 0) -> Usage:
