@@ -700,3 +700,12 @@ async def test_each_range_counts_exactly_its_rows(aged: tuple[str, list[AgedRow]
                 assert got == expected, range_name
     finally:
         await reader.engine.dispose()
+
+
+def test_an_older_postgresql_is_refused_by_name() -> None:
+    from nodellm_orm.dashboard._queries import dialect_of
+
+    refused = dialect_of("postgresql").analytics_unsupported((13, 11))
+    assert refused is not None and "13.11" in refused and "14 or later" in refused
+    assert dialect_of("postgresql").analytics_unsupported((14, 0)) is None
+    assert dialect_of("sqlite").analytics_unsupported((3, 40, 1)) is None

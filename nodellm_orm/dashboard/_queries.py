@@ -314,6 +314,9 @@ class Reader:
                 return insp.get_table_names(), list(insp.get_columns(names["chat"]))
 
             async with self.engine.connect() as conn:
+                unsupported = self.dialect.analytics_unsupported(conn.dialect.server_version_info)
+                if unsupported is not None:
+                    raise DashboardError(unsupported)
                 existing = await conn.run_sync(lambda c: inspect(c).get_table_names())
                 missing = [f"{n!r} (for {m})" for m, n in names.items() if n not in existing]
                 if missing:

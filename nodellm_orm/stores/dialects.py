@@ -204,6 +204,11 @@ class SqlDialect:
         """Statements run at the start of a transaction that groups many rows into few."""
         return ()
 
+    def analytics_unsupported(self, server_version: tuple[int | str, ...] | None) -> str | None:
+        """Why a server of this version (SQLAlchemy's `server_version_info`) cannot run the
+        analytics queries, or None."""
+        return None
+
     def read_only_url(self, url: URL) -> URL:
         """The URL of the same database, opened so that it cannot be changed or created."""
         return url
@@ -494,6 +499,17 @@ class PostgresDialect(SqlDialect):
 
     def read_only_connect_args(self) -> dict[str, Any]:
         return {"server_settings": {"default_transaction_read_only": "on"}}
+
+    def analytics_unsupported(self, server_version: tuple[int | str, ...] | None) -> str | None:
+        if not server_version or not isinstance(server_version[0], int):
+            return None
+        if server_version[0] >= 14:
+            return None
+        shown = ".".join(map(str, server_version))
+        return (
+            f"this PostgreSQL server is {shown}; the dashboard needs 14 or later "
+            "(its overview buckets time with date_bin)"
+        )
 
     def aggregate_settings(self) -> tuple[str, ...]:
         # The planner cannot know that a day or week bucket of createdAt has few values: it
