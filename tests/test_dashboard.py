@@ -28,7 +28,7 @@ from nodellm_orm import connect
 from nodellm_orm.cli import main
 from nodellm_orm.core.clock import to_datetime
 from nodellm_orm.dashboard import DashboardError, create_app
-from nodellm_orm.dashboard._queries import RANGES
+from nodellm_orm.dashboard._queries import RANGES, SCAN_SHARE
 from nodellm_orm.stores.urls import async_url
 from tests.conftest import sql_dialects
 from tests.support.dashboard_seed import Seeded, fresh_url, long_chat, seed, sql
@@ -627,11 +627,12 @@ async def test_each_range_counts_exactly_its_rows(aged: tuple[str, list[AgedRow]
     await reader.check()
     tables = await reader._tables()
     dialect = reader.dialect
-    if dialect.wide_range(tables.request, datetime.now(UTC)) is not None:
+    share = SCAN_SHARE["request"]
+    if dialect.wide_range(tables.request, datetime.now(UTC), share) is not None:
         # Where the dialect picks the form (SQLite), this seed puts ranges on both sides.
         async with reader.engine.connect() as conn:
             for span, wide in ((timedelta(days=30), False), (timedelta(days=90), True)):
-                probe = dialect.wide_range(tables.request, datetime.now(UTC) - span)
+                probe = dialect.wide_range(tables.request, datetime.now(UTC) - span, share)
                 assert probe is not None and bool(await conn.scalar(probe)) is wide, span
     chat_model = {chat: model for chat, _, _, _, model in AGED}
     try:

@@ -186,9 +186,9 @@ class SqlDialect:
         cheaper (where the planner weighs that itself, both forms are the same)."""
         raise NotImplementedError
 
-    def wide_range(self, table: Table, at: datetime) -> Select[Any] | None:
-        """A query of one boolean: does `createdAt >= at` hold for a quarter of `table`'s
-        rows or more? None where the planner knows that from its own statistics."""
+    def wide_range(self, table: Table, at: datetime, share: float) -> Select[Any] | None:
+        """A query of one boolean: does `createdAt >= at` hold for `share` of `table`'s rows
+        or more? None where the planner knows that from its own statistics."""
         return None
 
     def before(self, col: ColumnElement[Any], at: datetime) -> ColumnElement[bool]:
@@ -377,7 +377,7 @@ class SqliteDialect(SqlDialect):
             and_(text_from, self.epoch_ms(col) >= ms),
         )
 
-    def wide_range(self, table: Table, at: datetime) -> Select[Any] | None:
+    def wide_range(self, table: Table, at: datetime, share: float) -> Select[Any] | None:
         # SQLite keeps no histogram of a column (sqlite_stat4 is not built in): to its planner
         # any range of an indexed column looks narrow, and it reads a range holding most of
         # the table through the index, a lookup per row (and, for the OR of the two storage
@@ -390,7 +390,7 @@ class SqliteDialect(SqlDialect):
         col = table.c.createdAt
         first = self.epoch_ms(select(func.min(col)).scalar_subquery())
         last = self.epoch_ms(select(func.max(col)).scalar_subquery())
-        return select((last - to_epoch_ms(at)) * 4 >= last - first)
+        return select(last - to_epoch_ms(at) >= (last - first) * literal_column(repr(share)))
 
     def bucket(self, col: ColumnElement[Any], unit: str) -> ColumnElement[Any]:
         # Epoch milliseconds already (epoch_ms of an integer is the integer).
