@@ -756,12 +756,9 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _usage_columns(r: Table, b: ColumnElement[Any]) -> list[ColumnElement[Any]]:
+def _usage_sums(r: Table) -> list[ColumnElement[Any]]:
+    """What a usage row adds up of its request rows: n, i(nput), o(utput), c(ost), e(rrors)."""
     return [
-        b.label("b"),
-        r.c.provider,
-        r.c.model,
-        r.c.chatId,
         func.count().label("n"),
         func.sum(r.c.inputTokens).label("i"),
         func.sum(r.c.outputTokens).label("o"),
@@ -774,8 +771,11 @@ def _usage(r: Table, b: ColumnElement[Any], where: ColumnElement[bool]) -> Selec
     """Request rows grouped by (chat, bucket, provider, model). On SQLite the chat leads: a
     sort of the rows settles most comparisons on it (the bench's 550k rows: 783 -> 618 ms;
     30 days of them through the createdAt index: 312 -> 297 ms)."""
+    keys = (r.c.chatId, b, r.c.provider, r.c.model)
     return (
-        select(*_usage_columns(r, b)).where(where).group_by(r.c.chatId, b, r.c.provider, r.c.model)
+        select(b.label("b"), r.c.provider, r.c.model, r.c.chatId, *_usage_sums(r))
+        .where(where)
+        .group_by(*keys)
     )
 
 
@@ -788,12 +788,11 @@ def _usage_by_chat_first(
     which the chatId index delivers in order (no sort), a chat whose rows share one bucket,
     provider and model has its usage row already; only the chats that span buckets or
     models (100 of 3,300 over the bench's last 30 days, by day) are grouped again, finely,
-    through the same index. Over the bench's 550k requests: 724 -> 443 ms by week, 278 ->
-    218 ms for 30 days by day. By the hour most chats span buckets (a conversation of an
-    hour crosses one boundary), both passes read most rows, and it lost (984 -> 1,244 ms
-    over all 90 days): hours take `_usage`.
+    through the same index. The statement alone, CPU, on the bench's 550k requests: 90 days
+    by week 724 -> 443 ms, 30 days by day 278 -> 218 ms. By the hour most chats span buckets
+    (a conversation of an hour crosses one boundary), both passes read most rows, and it
+    lost (the whole overview over all 90 days by hour 984 -> 1,244 ms): hours take `_usage`.
     """
-    n, i, o, c, e = _usage_columns(r, b)[4:]
     per_chat = (
         select(
             r.c.chatId,
@@ -803,11 +802,7 @@ def _usage_by_chat_first(
             func.max(r.c.provider).label("provider_hi"),
             func.min(r.c.model).label("model"),
             func.max(r.c.model).label("model_hi"),
-            n,
-            i,
-            o,
-            c,
-            e,
+            *_usage_sums(r),
         )
         .where(where)
         .group_by(r.c.chatId)
