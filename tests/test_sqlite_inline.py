@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from nodellm_orm import connect, create_chat, create_llm
@@ -84,5 +85,45 @@ async def test_the_wal_is_checkpointed_as_turns_commit(tmp_path: Path) -> None:
         for _ in range(2 * CHECKPOINT_EVERY):
             await chat.ask("more")
         assert wal.stat().st_size <= size * 1.25
+    finally:
+        await store.close()
+
+
+async def test_a_plain_turn_takes_no_more_passes_of_the_loop_than_the_bare_chat(
+    tmp_path: Path,
+) -> None:
+    # Its writes need not wait on SQLite, so they run in the turn's own step (orm.turn.settle):
+    # no task per write, whose scheduling and shield cost three passes each.
+    async def passes(ask: Callable[[], Awaitable[object]]) -> int:
+        count, ticking = 0, True
+
+        def tick() -> None:
+            nonlocal count
+            count += 1
+            if ticking:
+                loop.call_soon(tick)
+
+        loop = asyncio.get_running_loop()
+        loop.call_soon(tick)
+        await asyncio.sleep(0)  # the ticker runs once per pass from here
+        start = count
+        await ask()
+        ticking = False
+        return count - start
+
+    llm = create_llm(provider=FakeProvider())
+    bare = llm.chat()
+    store = await connect(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        chat = await create_chat(store, llm)
+        await chat.ask("warm up")
+        await bare.ask("warm up")
+        assert await passes(lambda: chat.ask("how many?")) <= await passes(
+            lambda: bare.ask("how many?")
+        )
+        assert [m.content for m in await chat.messages()][-2:] == [
+            "how many?",
+            "(fake) You said: how many?",
+        ]
     finally:
         await store.close()

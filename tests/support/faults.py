@@ -45,6 +45,12 @@ class Faults:
     # way (past its fault point: its statements queued or running, in whatever task).
     watched: FaultyStore | None = None
     cancelled_in_store: bool = False
+    # Every store call first lets the other tasks run, as a write that waits for its
+    # database does: turns at once then reach their writes in the same pass of the event loop
+    # and these share a group commit. (SQLite writes run on the loop's thread and a
+    # zero-latency fake never waits, so otherwise each chat's turn would run whole in one
+    # step and no write would ever queue behind another's.)
+    store_yields: bool = False
 
     async def point(self, where: str) -> None:
         self.passed += 1
@@ -74,6 +80,8 @@ class FaultyStore:
             return attr
 
         async def call(*args: Any, **kwargs: Any) -> Any:
+            if self._faults.store_yields:
+                await asyncio.sleep(0)
             await self._faults.point(f"store.{name}")
             self.in_flight += 1
             try:
@@ -267,7 +275,7 @@ async def together_case(db: Any, kind: str, k: int, chats: int = 2) -> tuple[lis
     a store call of its turn waits in, or runs in, a group commit with the other chats'
     (the last to start is the one whose writes queue behind theirs). What each turn left
     behind, and whether the cancel came during such a store call."""
-    faults = Faults(mode="cancel")
+    faults = Faults(mode="cancel", store_yields=True)
     subjects = [await _subject(db, kind, faults) for _ in range(chats)]
     faults.k, faults.passed = k, 0
     tasks = [asyncio.create_task(_turn(s, kind, faults)) for s in subjects]
