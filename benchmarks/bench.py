@@ -481,14 +481,20 @@ async def main() -> None:
     results: list[dict[str, str]] = []
     series: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
-        for dialect in ("sqlite", "postgresql"):
-            if args.scale:
-                row = await bench_scale(dialect, args, Path(tmp))
-                results += [row] if row else []
-                continue
-            url = await open_databases(dialect, args, Path(tmp))
-            if url is not None:
-                results += await bench_database(dialect, url, args, series)
+        try:
+            for dialect in ("sqlite", "postgresql"):
+                if args.scale:
+                    row = await bench_scale(dialect, args, Path(tmp))
+                    results += [row] if row else []
+                    continue
+                url = await open_databases(dialect, args, Path(tmp))
+                if url is not None:
+                    results += await bench_database(dialect, url, args, series)
+        finally:
+            if not args.skip_pg:  # the PostgreSQL databases open_databases made
+                from tests.support.postgres import drop_created
+
+                await drop_created()
     print_table(results)
     if args.plot and series:
         plot(series, await bare_turns(args.turns), args.plot)

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -99,6 +100,11 @@ async def worker(root: Path, dialect: str, args: argparse.Namespace) -> dict[str
             out[f"{chats} x {turns}: failed or cut turns"] = chats * turns - stats.done
     finally:
         await store.close()
+        if dialect != "sqlite":  # (drop_database: also in the older checkouts compared)
+            from tests.support.postgres import drop_database
+
+            await drop_database(url)
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -194,6 +194,10 @@ def _asyncpg_dsn(url: str, database: str | None = None) -> tuple[str, str]:
     return parsed.render_as_string(hide_password=False), name
 
 
+# Databases create_database made in this process and nobody dropped yet, by URL.
+_created: set[str] = set()
+
+
 async def create_database(url: str, prefix: str = "t") -> str:
     """Create an empty, uniquely named database next to `url`'s and return its URL."""
     from sqlalchemy.engine import make_url
@@ -207,7 +211,9 @@ async def create_database(url: str, prefix: str = "t") -> str:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
+    created = make_url(url).set(database=name).render_as_string(hide_password=False)
+    _created.add(created)
+    return created
 
 
 async def drop_database(url: str) -> None:
@@ -219,6 +225,27 @@ async def drop_database(url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+    _created.discard(url)
+
+
+async def drop_created() -> int:
+    """Drop every database this process created and has not dropped; how many were."""
+    dropped = 0
+    for url in sorted(_created):
+        try:
+            await drop_database(url)
+        except (OSError, asyncpg.PostgresError):
+            continue  # the server went away, or the database is in use elsewhere
+        dropped += 1
+    return dropped
+
+
+def drop_created_databases() -> int:
+    """`drop_created` on a server that outlives this process ($NODELLM_TEST_PG_URL; a
+    throwaway cluster goes whole at exit)."""
+    if not os.environ.get(ENV_VAR) or not _created:
+        return 0
+    return _run_sync(drop_created())
 
 
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
