@@ -8,9 +8,9 @@ fresh interpreter that imports that checkout's library (so neither warms the oth
 and a fresh database; the table shows the median over rounds. Only the public API is used
 (connect, create_chat, load_chat, the FakeProvider), so any two versions compare.
 Figures: overhead per plain turn (median ORM turn - median bare core turn, zero-latency
-model), turn 191-200 / turn 1-10, load_chat + messages() of 10,000 messages (wall and CPU
-time), many chats at once (turns/s, worst turn), and `import nodellm_orm` (-X importtime,
-cumulative).
+model; also on a chat already holding 10,000 messages), turn 191-200 / turn 1-10,
+load_chat + messages() of 10,000 messages (wall and CPU time), many chats at once (turns/s,
+worst turn), and `import nodellm_orm` (-X importtime, cumulative).
 """
 
 from __future__ import annotations
@@ -89,6 +89,15 @@ async def worker(root: Path, dialect: str, args: argparse.Namespace) -> dict[str
         out["load_chat+messages() 10,000 (ms)"] = ms(loads[1:])
         # This process's CPU only (not PostgreSQL's): steadier than wall time on a busy machine.
         out["load_chat+messages() 10,000, CPU time (ms)"] = ms(loads_cpu[1:])
+        # The same chat, asked on: a turn's cost should not grow with the history it follows.
+        # Against a bare core chat of the same length (its own turn copies the history).
+        assert loaded is not None
+        await loaded.ask("warm up")
+        long_chat, _ = await sequential_cpu(lambda i: loaded.ask(f"question {i}"), 200)
+        for i in range(5_000):
+            await bare.ask(f"question {i}")
+        long_core, _ = await sequential_cpu(lambda i: bare.ask(f"question {i}"), 200)
+        out["overhead per plain turn, 10,000-message chat (ms)"] = ms(long_chat) - ms(long_core)
         for chats, turns in args.shapes:
             conversations = []
             for _ in range(chats):
