@@ -80,6 +80,10 @@ class StatementCounter:
         self.text: list[str] = []
 
     def __call__(self, sql: str) -> None:
+        if sql.startswith("-- "):
+            # SQLite traces a statement run inside one of ours (a trigger's, or the PRAGMA
+            # behind begin_turn's pragma_data_version()) with this prefix: not one of ours.
+            return
         head = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
         if head in CONTROL:
             self.control += 1

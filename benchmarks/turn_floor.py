@@ -45,7 +45,7 @@ async def record_turn(store: Any, llm: Any) -> tuple[Steps, str]:
     real = connection._sqlite_run
 
     def recording(raw: sqlite3.Connection, steps: Any, autocommit: bool) -> list[Any]:
-        seen.extend((sql, args) for sql, args, _ in steps)
+        seen.extend((sql, args) for sql, args, _ in steps if sql)  # not probes
         seen.append(("COMMIT", ()))
         return real(raw, steps, autocommit)
 

@@ -2,7 +2,8 @@
 
 The ORM chat wraps a core chat and hooks a `TurnRecorder` into it. It keeps the history in
 memory after the first load and only reads what another writer added since (noticed through
-what `begin_turn` reports), so a turn's database cost does not grow with the history.
+what `begin_turn` reports), so a turn's database cost does not grow with the history (on
+SQLite, the recorder's WriteMark lets begin_turn skip even its count while no one else writes).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from ..core.chat import RequestMetrics, ToolOutcome
 from ..core.messages import ChatChunk, Message, Response, ToolCall, Usage
 from ..core.middleware import MiddlewareStopError
 from ..model import Cursor, MessageRecord, Row, ToolCallRecord, columns
-from ..stores.base import TurnBegun, TurnStore
+from ..stores.base import TurnBegun, TurnStore, WriteMark
 from .history import (
     PLACEHOLDER_RAW,
     assistant_values,
@@ -172,6 +172,8 @@ class TurnRecorder:
         self.chat_id = chat_id
         self.persistence = persistence
         self.turn: Turn | None = None
+        # What the store knows of this chat's own writes: lets begin_turn skip its count.
+        self.mark = WriteMark()
 
     def attach(self, core: CoreChat) -> None:
         core.request_hooks.append(self._on_request)
@@ -210,7 +212,8 @@ class TurnRecorder:
         The second value says a cancellation arrived while writing (the rows are written).
         """
         rows = [turn.user, turn.placeholder]
-        return await settle(self.store.begin_turn(self.chat_id, rows, after=after, known=known))
+        write = self.store.begin_turn(self.chat_id, rows, after=after, known=known, mark=self.mark)
+        return await settle(write)
 
     # ---- hooks from the core chat --------------------------------------------------------
 
@@ -276,7 +279,7 @@ class TurnRecorder:
             }
             for r in records
         ]
-        _, cancelled = await settle(self.store.create_tool_calls(rows))
+        _, cancelled = await settle(self.store.create_tool_calls(rows, mark=self.mark))
         for call, record in zip(calls, records, strict=True):
             turn.tool_rows[call.id] = record.id
             turn.tool_records[record.id] = record
@@ -294,7 +297,7 @@ class TurnRecorder:
         ]
         turn.tool_rows.clear()
         if results:
-            _, cancelled = await settle(self.store.set_tool_results(results))
+            _, cancelled = await settle(self.store.set_tool_results(results, mark=self.mark))
             for row_id, result in results:
                 turn.tool_records[row_id].result = result
             if cancelled:
@@ -309,7 +312,7 @@ class TurnRecorder:
             response, usage=turn.usage, rounds=turn.rounds, content=response.content
         )
         values = _storable_values(values)
-        await self.store.finish_turn(turn.message_id, values, turn.requests)
+        await self.store.finish_turn(turn.message_id, values, turn.requests, mark=self.mark)
         return {**turn.placeholder, **values}
 
     async def fail(self, turn: Turn, error: BaseException, *, answered: bool = False) -> Row | None:
@@ -323,6 +326,7 @@ class TurnRecorder:
         """
         if self.turn is turn:
             self.turn = None
+        self.mark.forget()  # what follows writes unmarked
         partial = "".join(turn.partial)
         stopped = error.response if isinstance(error, MiddlewareStopError) else None
         if stopped is not None and not partial:

@@ -129,6 +129,64 @@ class TurnBegun:
         return cls(0, read_again=True) if others < 0 else cls(others)
 
 
+class StaleMarkError(Exception):
+    """A WriteMark was taken on a connection the store has since replaced: the store runs
+    the operation again, counting (never seen by callers)."""
+
+
+class WriteMark:
+    """One writer's account of its own writes (an ORM chat's turns), kept by the store.
+
+    `begin_turn` counts the chat's rows to learn what others wrote; where a store can prove
+    nothing was written since the writer's last marked write (SqlStore on SQLite: the
+    connection's change counter moved only by the writer's own statements, and no other
+    connection committed), that count is unchanged and is answered from here instead of
+    read, so a long chat's turn does not pay for its length. The writer creates one, passes
+    it to each write of its turns, and calls `forget` before writing without it (a failed
+    turn's clean-up). Stores that cannot tell ignore it.
+    """
+
+    __slots__ = ("_held", "changes", "chat_id", "conn", "rows", "version")
+
+    def __init__(self) -> None:
+        # The chat whose count `rows` is, and the connection that proves it (None: unknown).
+        self.chat_id: str | None = None
+        self.conn: Any = None
+        # The connection's total_changes after the writer's last marked write.
+        self.changes = -1
+        # The connection's data_version at the last begin_turn (moves when another commits).
+        self.version: Any = None
+        # The chat's message count after the last begin_turn.
+        self.rows = 0
+        self._held = False
+
+    def forget(self) -> None:
+        self.conn = None
+
+    # Run by the store on the connection itself, around the writer's statements: nothing
+    # else uses the connection in between, so the counter read here is exact.
+
+    def enter(self, conn: Any) -> None:
+        """Before a marked write: the account holds if nothing changed since the last one."""
+        self._held = self.conn is conn and conn.total_changes == self.changes
+        self.conn = None  # until the write is done: a write that fails leaves it unknown
+
+    def leave(self, conn: Any) -> None:
+        if self._held:
+            self.conn, self.changes = conn, conn.total_changes
+
+    def proven(self, conn: Any) -> None:
+        """Before a begin_turn answered from the mark (its statement checks the counters):
+        the mark must be this connection's, whose counters those are."""
+        taken_on, self.conn = self.conn, None
+        if taken_on is not conn:
+            raise StaleMarkError("the write mark was taken on another connection")
+
+    def counted(self, conn: Any) -> None:
+        """After a begin_turn that counted (or proved its count): the account is exact."""
+        self.conn, self.changes = conn, conn.total_changes
+
+
 @runtime_checkable
 class TurnStore(Protocol):
     """What a chat's turns need (the ORM's Chat, its recorder and agent sessions)."""
@@ -173,6 +231,7 @@ class TurnStore(Protocol):
         *,
         after: Cursor | None = None,
         known: int | None = None,
+        mark: WriteMark | None = None,
     ) -> TurnBegun:
         """Insert `rows` (a turn's user message and assistant placeholder) in ONE statement.
 
@@ -181,7 +240,8 @@ class TurnStore(Protocol):
         caller learns about another writer without an extra round trip. `known` is how many
         messages the caller holds up to the cursor: a store may answer from the chat's count
         instead (count - known) when that is cheaper, and then tells rows deleted elsewhere
-        (`read_again`).
+        (`read_again`). `mark`: the writer's WriteMark, which this and its other turn writes
+        keep up to date.
         """
         ...
 
@@ -195,11 +255,15 @@ class TurnStore(Protocol):
     async def delete_message(self, message_id: str) -> None: ...
 
     # tool calls
-    async def create_tool_calls(self, rows: Sequence[Row]) -> None:
+    async def create_tool_calls(
+        self, rows: Sequence[Row], *, mark: WriteMark | None = None
+    ) -> None:
         """Insert tool-call rows in one statement."""
         ...
 
-    async def set_tool_results(self, results: Sequence[tuple[str, str]]) -> None:
+    async def set_tool_results(
+        self, results: Sequence[tuple[str, str]], *, mark: WriteMark | None = None
+    ) -> None:
         """Set `result` of tool-call rows, given (row id, result) pairs, in one statement."""
         ...
 
@@ -212,7 +276,14 @@ class TurnStore(Protocol):
         """Insert request rows in one statement."""
         ...
 
-    async def finish_turn(self, message_id: str, values: Row, requests: Sequence[Row]) -> None:
+    async def finish_turn(
+        self,
+        message_id: str,
+        values: Row,
+        requests: Sequence[Row],
+        *,
+        mark: WriteMark | None = None,
+    ) -> None:
         """In one transaction: update the assistant message, insert the turn's request rows.
 
         Two statements (one when `requests` is empty).

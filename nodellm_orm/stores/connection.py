@@ -51,7 +51,9 @@ from .base import StoreError
 
 __all__ = ["BUSY_TIMEOUT_MS", "GroupLease", "Lease", "PgLease", "Pool", "SqliteLease", "Step"]
 
-# (sql, args, what to return: False = rowcount, True = rows, a function = built from rows)
+# (sql, args, what to return: False = rowcount, True = rows, a function = built from rows).
+# On SQLite, a step with no sql is a probe: ("", (), fn) runs fn(connection) there, in order
+# with the statements (a WriteMark's bookkeeping), and returns None.
 Step = tuple[str, tuple[Any, ...], Any]
 # One operation's outcome in a group: (True, its results) or (False, the error it raised).
 Outcome = tuple[bool, Any]
@@ -120,6 +122,10 @@ def _sqlite_run(raw: sqlite3.Connection, steps: Sequence[Step], autocommit: bool
         raw.rollback()
     try:
         for sql, args, rows in steps:
+            if not sql:  # a probe: Python run on the connection between statements
+                rows(raw)
+                out.append(None)
+                continue
             cur = raw.execute(sql, args)
             out.append(fetch_rows(cur.fetchall, rows) if rows else cur.rowcount)
             cur.close()
@@ -187,7 +193,7 @@ def _waiting(raw: sqlite3.Connection, fn: Callable[..., Any], *args: Any) -> Any
 
 def _stmt(steps: Sequence[Step]) -> str:
     """The statement an operation's error names: its first."""
-    return steps[0][0] if steps else ""
+    return next((sql for sql, _, _ in steps if sql), "")
 
 
 def _db_error(stmt: str, exc: sqlite3.Error) -> sa_exc.StatementError:

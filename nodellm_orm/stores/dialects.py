@@ -86,6 +86,9 @@ class SqlDialect:
     sees_own_inserts: ClassVar[bool]
     # Operations that queue for the one connection commit together (connection.Pool).
     group_commit: ClassVar[bool] = False
+    # A connection can prove nothing else wrote since a writer's last write (its change
+    # counter and data_version), so begin_turn may answer from the writer's WriteMark.
+    write_marks: ClassVar[bool] = False
     # The tables of the current schema; and a table's columns in order as (name, declared
     # type) rows (one parameter: the table's exact name).
     tables_sql: ClassVar[str]
@@ -134,6 +137,12 @@ class SqlDialect:
         test needs no third comparison (every row it filters pays each one).
         """
         return and_(created >= at, or_(created > at, row_id > after_id))
+
+    def unchanged_since(self, changes: Any, version: Any) -> ColumnElement[bool]:
+        raise NotImplementedError(f"{self.name} has no write marks")
+
+    def data_version(self) -> ColumnElement[Any]:
+        raise NotImplementedError(f"{self.name} has no write marks")
 
     def datetime_type(self) -> TypeEngine[Any]:
         raise NotImplementedError
@@ -250,6 +259,7 @@ class SqliteDialect(SqlDialect):
     # One writer: operations of many chats arriving together share one transaction and one
     # commit (each still returns only once its writes are committed).
     group_commit = True
+    write_marks = True
     tables_sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
     columns_sql = "SELECT name, type FROM pragma_table_info(?) ORDER BY cid"
     folds_identifier_case = True
@@ -323,6 +333,14 @@ class SqliteDialect(SqlDialect):
         key = self.order_key(created)
         exact = or_(key > at, and_(key == at, row_id > after_id))
         return and_(created >= at, exact)
+
+    def unchanged_since(self, changes: Any, version: Any) -> ColumnElement[bool]:
+        """Nothing written on this connection but `changes` rows so far, and no commit by
+        another connection since data_version was `version` (for `write_marks`)."""
+        return and_(func.total_changes() == changes, self.data_version() == version)
+
+    def data_version(self) -> ColumnElement[Any]:
+        return literal_column("(SELECT data_version FROM pragma_data_version())")
 
     def datetime_type(self) -> TypeEngine[Any]:
         return SqliteDateTime()

@@ -54,7 +54,15 @@ from ..model import (
     columns,
 )
 from ..model.definition import JSON_FIELDS, MODELS
-from .base import Store, StoreError, TurnBegun, missing_name_error, near_misses, turn_rows
+from .base import (
+    Store,
+    StoreError,
+    TurnBegun,
+    WriteMark,
+    missing_name_error,
+    near_misses,
+    turn_rows,
+)
 from .dialects import dialect_for
 from .drift import MIGRATIONS_SQL, drift_error, drift_problems
 from .tables import build_tables
@@ -377,6 +385,7 @@ class PrismaStore:
         *,
         after: Cursor | None = None,
         known: int | None = None,
+        mark: WriteMark | None = None,
     ) -> TurnBegun:
         if not rows:
             return TurnBegun(await self.count_messages(chat_id))
@@ -489,10 +498,14 @@ class PrismaStore:
 
     # -- tool calls
 
-    async def create_tool_calls(self, rows: Sequence[Row]) -> None:
+    async def create_tool_calls(
+        self, rows: Sequence[Row], *, mark: WriteMark | None = None
+    ) -> None:
         await self._create_many("tool_call", rows)
 
-    async def set_tool_results(self, results: Sequence[tuple[str, str]]) -> None:
+    async def set_tool_results(
+        self, results: Sequence[tuple[str, str]], *, mark: WriteMark | None = None
+    ) -> None:
         if not results:
             return
         attr = self._n["tool_call"]
@@ -522,7 +535,14 @@ class PrismaStore:
     async def create_requests(self, rows: Sequence[Row]) -> None:
         await self._create_many("request", rows)
 
-    async def finish_turn(self, message_id: str, values: Row, requests: Sequence[Row]) -> None:
+    async def finish_turn(
+        self,
+        message_id: str,
+        values: Row,
+        requests: Sequence[Row],
+        *,
+        mark: WriteMark | None = None,
+    ) -> None:
         self._check("message", list(values))
         if not requests:
             await self._update_message(message_id, values)

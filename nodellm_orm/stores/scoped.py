@@ -45,7 +45,7 @@ from ..model import (
     ToolCallRecord,
     UsageTotals,
 )
-from .base import Store, StoreError, TurnBegun, near_miss_note
+from .base import Store, StoreError, TurnBegun, WriteMark, near_miss_note
 
 if TYPE_CHECKING:
     from . import Database
@@ -270,9 +270,10 @@ class ScopedStore:
         *,
         after: Cursor | None = None,
         known: int | None = None,
+        mark: WriteMark | None = None,
     ) -> TurnBegun:
         await self._require_chats([chat_id])
-        begun = await self._store().begin_turn(chat_id, rows, after=after, known=known)
+        begun = await self._store().begin_turn(chat_id, rows, after=after, known=known, mark=mark)
         for row in rows:
             if isinstance(row.get("id"), str):
                 self._messages.add(row["id"], chat_id)
@@ -304,17 +305,21 @@ class ScopedStore:
 
     # -- tool calls
 
-    async def create_tool_calls(self, rows: Sequence[Row]) -> None:
+    async def create_tool_calls(
+        self, rows: Sequence[Row], *, mark: WriteMark | None = None
+    ) -> None:
         await self._require_owned("message", [_text(r.get("messageId"), "messageId") for r in rows])
-        await self._store().create_tool_calls(rows)
+        await self._store().create_tool_calls(rows, mark=mark)
         for row in rows:
             owner = self._messages.get(row["messageId"])
             if owner is not None:
                 self._tool_calls.add(row["id"], owner)
 
-    async def set_tool_results(self, results: Sequence[tuple[str, str]]) -> None:
+    async def set_tool_results(
+        self, results: Sequence[tuple[str, str]], *, mark: WriteMark | None = None
+    ) -> None:
         await self._require_owned("tool_call", [row_id for row_id, _ in results])
-        await self._store().set_tool_results(results)
+        await self._store().set_tool_results(results, mark=mark)
 
     async def list_tool_calls(self, message_ids: Sequence[str]) -> list[ToolCallRecord]:
         await self._require_owned("message", message_ids)
@@ -332,12 +337,19 @@ class ScopedStore:
         await self._check_requests(rows)
         await self._store().create_requests(rows)
 
-    async def finish_turn(self, message_id: str, values: Row, requests: Sequence[Row]) -> None:
+    async def finish_turn(
+        self,
+        message_id: str,
+        values: Row,
+        requests: Sequence[Row],
+        *,
+        mark: WriteMark | None = None,
+    ) -> None:
         if "chatId" in values:
             raise ScopeError("finish_turn cannot move a message to another chat")
         await self._require_owned("message", [message_id])
         await self._check_requests(requests)
-        await self._store().finish_turn(message_id, values, requests)
+        await self._store().finish_turn(message_id, values, requests, mark=mark)
 
     async def list_requests(
         self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None

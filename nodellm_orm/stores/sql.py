@@ -78,9 +78,11 @@ from ..model import (
 )
 from ..model.definition import JSON_FIELDS, MODELS
 from .base import (
+    StaleMarkError,
     Store,
     StoreError,
     TurnBegun,
+    WriteMark,
     missing_name_error,
     near_miss_note,
     near_misses,
@@ -548,14 +550,16 @@ class SqlStore:
             start += size
         return steps
 
-    async def _insert(self, table: Table, rows: Sequence[Row]) -> None:
+    async def _insert(
+        self, table: Table, rows: Sequence[Row], mark: WriteMark | None = None
+    ) -> None:
         if not rows:
             return
         enc = [self._encode(r) for r in rows]
         cols = self._row_columns(table, enc)
         sizes = _row_chunks(len(enc), self._s.max_params // len(cols))
         # Several statements (a large import) run in one transaction: all rows or none.
-        await self._s.run(self._insert_steps(table, enc, cols, sizes))
+        await self._s.run(self._marked(mark, self._insert_steps(table, enc, cols, sizes)))
 
     def _select_sql(
         self, key: str, table: Table, fields: Sequence[str], where: Callable[[], Any]
@@ -614,7 +618,9 @@ class SqlStore:
         self._check_columns(table, list(values))
         await self._update(table, chat_id, {"updatedAt": utc_now(), **values})
 
-    async def _update(self, table: Table, row_id: str, values: Row) -> None:
+    async def _update(
+        self, table: Table, row_id: str, values: Row, mark: WriteMark | None = None
+    ) -> None:
         if not values:
             return
         enc = self._encode(values)
@@ -627,7 +633,7 @@ class SqlStore:
                 .values({k: bindparam(k, type_=table.c[k].type) for k in keys})
             ),
         )
-        await self._s.run([sql.step({**enc, "_id": row_id}, False)])
+        await self._s.run(self._marked(mark, [sql.step({**enc, "_id": row_id}, False)]))
 
     async def delete_chat(self, chat_id: str) -> bool:
         t = self._t.chat
@@ -687,6 +693,7 @@ class SqlStore:
         *,
         after: Cursor | None = None,
         known: int | None = None,
+        mark: WriteMark | None = None,
     ) -> TurnBegun:
         if not rows:
             return TurnBegun(await self.count_messages(chat_id))
@@ -698,8 +705,12 @@ class SqlStore:
         # the chat's size (chatId index) or everything written since the cursor, by any chat
         # (createdAt index). PostgreSQL's planner weighs both from statistics. SQLite has none
         # and would guess; there, given the caller's count, a covering count of the chat's
-        # index entries (~0.03 µs each, no row lookups) is cheap and predictable.
+        # index entries (~0.04 µs each, no row lookups) is predictable, and skipped altogether
+        # when the writer's mark proves nothing else wrote since its last count.
         by_count = known is not None and self._d.count_by_known
+        whole_chat = by_count or after is None
+        marked = mark is not None and self._d.write_marks and whole_chat
+        quiet = marked and mark is not None and mark.conn is not None and mark.chat_id == chat_id
 
         # Where the statement's subquery sees only what was there when it started, our rows
         # are not among those counted (and none with their ids can be there: the INSERT would
@@ -710,7 +721,7 @@ class SqlStore:
             prev = m.alias("prev")
             ids: list[Any] = [bindparam(f"id_{i}") for i in range(n)]
             others: Any
-            if by_count or after is None:
+            if whole_chat:
                 others = (
                     select(func.count())
                     .select_from(prev)
@@ -738,6 +749,9 @@ class SqlStore:
                     )
                     .scalar_subquery()
                 )
+            if quiet:  # the count as last made, unless something was written since
+                unchanged = self._d.unchanged_since(bindparam("changes"), bindparam("version"))
+                others = case((unchanged, bindparam("rows", type_=Integer)), else_=others)
             values = [
                 {
                     "chatId": bindparam("chat", type_=m.c.chatId.type),
@@ -745,18 +759,46 @@ class SqlStore:
                 }
                 for i in range(n)
             ]
-            return insert(m).values(values).returning(case((m.c.id == ids[0], others)))
+            first = m.c.id == ids[0]
+            out = [case((first, others))]
+            if marked:
+                out.append(case((first, self._d.data_version())))
+            return insert(m).values(values).returning(*out)
 
-        windowed = after is not None and not by_count
-        sql = self._compile(("begin_turn", tuple(cols), n, windowed), build)
+        windowed = not whole_chat
+        sql = self._compile(("begin_turn", tuple(cols), n, windowed, marked, quiet), build)
         params: dict[str, Any] = {"chat": chat_id}
         if windowed:
             assert after is not None
             params["at"] = self._dt(after[0])
             params["after_id"] = after[1]
-        (out,) = await self._s.run([sql.rows_step(enc, cols, True, params)])
-        count = next(int(r[0]) for r in out if r[0] is not None)
+        if mark is None or not marked:
+            if mark is not None:
+                mark.forget()  # this count is not the whole chat's
+            (out,) = await self._s.run([sql.rows_step(enc, cols, True, params)])
+        else:
+            if quiet:
+                params.update(changes=mark.changes, version=mark.version, rows=mark.rows)
+            steps = [
+                ("", (), mark.proven if quiet else mark.enter),
+                sql.rows_step(enc, cols, True, params),
+                ("", (), mark.counted),
+            ]
+            try:
+                _, out, _ = await self._s.run(steps)
+            except StaleMarkError:  # its connection was replaced: count on the new one
+                return await self.begin_turn(chat_id, rows, after=after, known=known, mark=mark)
+        first = next(r for r in out if r[0] is not None)
+        count = int(first[0])
+        if marked and mark is not None:
+            mark.chat_id, mark.rows, mark.version = chat_id, count + n, first[1]
         return TurnBegun.from_count(count, known if by_count and after is not None else None)
+
+    def _marked(self, mark: WriteMark | None, steps: list[Step]) -> list[Step]:
+        """A turn's write, kept in its writer's mark where the database can (see WriteMark)."""
+        if mark is None or not self._d.write_marks:
+            return steps
+        return [("", (), mark.enter), *steps, ("", (), mark.leave)]
 
     async def insert_messages(self, rows: Sequence[Row]) -> None:
         await self._insert(self._t.message, rows)
@@ -818,10 +860,14 @@ class SqlStore:
 
     # -- tool calls
 
-    async def create_tool_calls(self, rows: Sequence[Row]) -> None:
-        await self._insert(self._t.tool_call, rows)
+    async def create_tool_calls(
+        self, rows: Sequence[Row], *, mark: WriteMark | None = None
+    ) -> None:
+        await self._insert(self._t.tool_call, rows, mark)
 
-    async def set_tool_results(self, results: Sequence[tuple[str, str]]) -> None:
+    async def set_tool_results(
+        self, results: Sequence[tuple[str, str]], *, mark: WriteMark | None = None
+    ) -> None:
         if not results:
             return
         t = self._t.tool_call
@@ -846,7 +892,7 @@ class SqlStore:
                 params[f"k{i}"] = row_id
                 params[f"v{i}"] = result
             steps.append(sql.step(params, False))
-        await self._s.run(steps)
+        await self._s.run(self._marked(mark, steps))
 
     async def list_tool_calls(self, message_ids: Sequence[str]) -> list[ToolCallRecord]:
         if not message_ids or "tool_call" in self.absent:
@@ -877,19 +923,26 @@ class SqlStore:
     async def create_requests(self, rows: Sequence[Row]) -> None:
         await self._insert(self._t.request, rows)
 
-    async def finish_turn(self, message_id: str, values: Row, requests: Sequence[Row]) -> None:
+    async def finish_turn(
+        self,
+        message_id: str,
+        values: Row,
+        requests: Sequence[Row],
+        *,
+        mark: WriteMark | None = None,
+    ) -> None:
         m, rq = self._t.message, self._t.request
         self._columns_of(m, tuple(values))
         enc_values = self._encode(values)
         enc_reqs = [self._encode(r) for r in requests]
         if not enc_reqs:
-            await self._update(m, message_id, values)
+            await self._update(m, message_id, values, mark)
             return
         cols = self._row_columns(rq, enc_reqs)
         ukeys = tuple(enc_values)
         sizes = _row_chunks(len(enc_reqs), (self._s.max_params - len(ukeys) - 1) // len(cols))
         if not enc_values:
-            await self._s.run(self._insert_steps(rq, enc_reqs, cols, sizes))
+            await self._s.run(self._marked(mark, self._insert_steps(rq, enc_reqs, cols, sizes)))
             return
         upd_params = {f"u_{k}": v for k, v in enc_values.items()}
         upd_params["u__id"] = message_id
@@ -920,7 +973,7 @@ class SqlStore:
             return
         upd_sql = self._compile(("finish_update", ukeys), build_update)
         inserts = self._insert_steps(rq, enc_reqs, cols, sizes)
-        await self._s.run([upd_sql.step(upd_params, False), *inserts])
+        await self._s.run(self._marked(mark, [upd_sql.step(upd_params, False), *inserts]))
 
     async def list_requests(
         self, chat_id: str, *, after: Cursor | None = None, limit: int | None = None
