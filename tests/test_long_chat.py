@@ -16,15 +16,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nodellm_orm import connect, create_chat, create_llm, load_chat
 from nodellm_orm.testing import FakeProvider
+from tests.conftest import postgres_server
+from tests.support.postgres import create_database, drop_database
 
 # Every this many SQLite instructions the progress handler is called once.
 _PERIOD = 10
 
 
-async def _seed(store: Any, chat_id: str, messages: int) -> None:
-    at = datetime.now(UTC) - timedelta(hours=1)
+async def _seed(store: Any, chat_id: str, messages: int, at: datetime | None = None) -> None:
+    at = at or datetime.now(UTC) - timedelta(hours=1)
     rows = [
         {
             "id": f"m{i:06d}-{chat_id}",
@@ -199,3 +203,116 @@ async def test_a_mark_from_a_replaced_connection_is_counted_again(tmp_path: Path
         assert mark.conn is own  # taken again on the store's connection
     finally:
         await store.close()
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+# There a turn learns what others wrote by counting the chat's rows after its cursor. The
+# store's statements are prepared, and PostgreSQL runs a prepared statement with a generic
+# plan once it has seen a few executions, so these tests replay the turn's begin statement,
+# as sent, under a generic plan, and count the LlmMessage rows it reads (the transaction's
+# own statistics), then roll back.
+
+
+async def _rows_read_by_begin(url: str, store: Any, chat: Any) -> int:
+    """LlmMessage rows read by the statement that begins `chat`'s next turn, generic plan."""
+    import asyncpg
+
+    sent: list[tuple[str, tuple[Any, ...]]] = []
+
+    def log(query: Any) -> None:
+        if query.query.startswith('INSERT INTO "LlmMessage"'):
+            sent.append((query.query, tuple(query.args)))
+
+    logged = [lease._driver for lease in store._s.pool._idle]
+    for driver in logged:
+        driver.add_query_logger(log)
+    try:
+        await chat.ask("the measured turn")
+    finally:
+        for driver in logged:
+            driver.remove_query_logger(log)
+    ((query, args),) = sent
+    raw = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    # The store's connections send aware datetimes for "timestamp" columns (as UTC).
+    await raw.set_builtin_type_codec("timestamp", schema="pg_catalog", codec_name="timestamptz")
+    try:
+        async with raw.transaction():
+            # The turn's own rows are there now: take them out so it can be replayed.
+            strings = [a for a in args if isinstance(a, str)]
+            await raw.execute('DELETE FROM "LlmMessage" WHERE id = ANY($1::text[])', strings)
+            await raw.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            read = (
+                "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) "
+                "FROM pg_stat_xact_user_tables WHERE relname = 'LlmMessage'"
+            )
+            before = await raw.fetchval(read)
+            statement = await raw.prepare(query)
+            assert len(await statement.fetch(*args)) == 2
+            after = await raw.fetchval(read)
+            raise _RolledBack
+    except _RolledBack:
+        pass
+    finally:
+        await raw.close()
+    return int(after - before)
+
+
+class _RolledBack(Exception):
+    pass
+
+
+@pytest.mark.backend("sql-postgresql")
+async def test_a_turns_postgresql_reads_do_not_grow_with_the_chat() -> None:
+    url = await create_database(postgres_server(), prefix="longchat")
+    store = await connect(url)
+    try:
+        llm = create_llm(provider=FakeProvider())
+        read = {}
+        for name, size in (("short", 20), ("long", 5_000)):
+            made = await create_chat(store, llm)
+            await _seed(store, made.id, size)
+            chat = await load_chat(store, llm, made.id)
+            assert chat is not None
+            await chat.ask("the first turn")
+            read[name] = await _rows_read_by_begin(url, store, chat)
+        # Counting the chat through its chatId index reads every one of its rows.
+        assert read["long"] < read["short"] + 50, read
+    finally:
+        await store.close()
+        await drop_database(url)
+
+
+@pytest.mark.backend("sql-postgresql")
+async def test_more_rows_since_the_cursor_than_the_chat_holds_still_reach_the_next_request() -> (
+    None
+):
+    """The newest rows do not all fit the window: the count falls back to the chat's."""
+    url = await create_database(postgres_server(), prefix="longchat")
+    mine, theirs = await connect(url), await connect(url)
+    try:
+        fake = FakeProvider()
+        llm = create_llm(provider=fake)
+        made = await create_chat(mine, llm)
+        await _seed(mine, made.id, 100)  # an hour old: the window holds at most 100 rows
+        chat = await load_chat(mine, llm, made.id)
+        assert chat is not None
+        await chat.ask("one")
+        busy = await create_chat(theirs, create_llm(provider=FakeProvider()))
+        await _seed(theirs, busy.id, 300, at=datetime.now(UTC))  # newer than the cursor
+        other = await load_chat(theirs, create_llm(provider=FakeProvider()), chat.id)
+        assert other is not None
+        await other.ask("from the other store")
+        await chat.ask("two")
+        sent = [m.content for m in fake.requests[-1].messages]
+        assert len(sent) == 100 + 5
+        assert sent[-5:] == [
+            "one",
+            "(fake) You said: one",
+            "from the other store",
+            "(fake) You said: from the other store",
+            "two",
+        ]
+    finally:
+        await mine.close()
+        await theirs.close()
+        await drop_database(url)
