@@ -1,4 +1,6 @@
-"""A long chat's turn on SQLite costs what a short one does, and still notices every writer.
+"""A long chat's turn costs what a short one does, and still notices every writer.
+
+SQLite first; PostgreSQL at the end (its own note there).
 
 Each turn's begin_turn learns what others wrote from the chat's count of rows; on SQLite that
 count is answered from the chat's WriteMark when the connection proves nothing else wrote
