@@ -285,6 +285,40 @@ async def test_a_turns_postgresql_reads_do_not_grow_with_the_chat() -> None:
 
 
 @pytest.mark.backend("sql-postgresql")
+async def test_another_stores_turn_on_a_long_chat_reaches_the_next_request() -> None:
+    """Found in the window of the newest rows, among another chat's."""
+    url = await create_database(postgres_server(), prefix="longchat")
+    mine, theirs = await connect(url), await connect(url)
+    try:
+        fake = FakeProvider()
+        llm = create_llm(provider=fake)
+        made = await create_chat(mine, llm)
+        await _seed(mine, made.id, 100)  # an hour old: its turns read the window first
+        chat = await load_chat(mine, llm, made.id)
+        assert chat is not None
+        await chat.ask("one")
+        neighbour = await create_chat(theirs, create_llm(provider=FakeProvider()))
+        await neighbour.ask("another chat's turn")
+        other = await load_chat(theirs, create_llm(provider=FakeProvider()), chat.id)
+        assert other is not None
+        await other.ask("from the other store")
+        await chat.ask("two")
+        sent = [m.content for m in fake.requests[-1].messages]
+        assert len(sent) == 100 + 5
+        assert sent[-5:] == [
+            "one",
+            "(fake) You said: one",
+            "from the other store",
+            "(fake) You said: from the other store",
+            "two",
+        ]
+    finally:
+        await mine.close()
+        await theirs.close()
+        await drop_database(url)
+
+
+@pytest.mark.backend("sql-postgresql")
 async def test_more_rows_since_the_cursor_than_the_chat_holds_still_reach_the_next_request() -> (
     None
 ):
