@@ -285,8 +285,17 @@ async def test_a_turns_postgresql_reads_do_not_grow_with_the_chat() -> None:
 
 
 @pytest.mark.backend("sql-postgresql")
-async def test_another_stores_turn_on_a_long_chat_reaches_the_next_request() -> None:
-    """Found in the window of the newest rows, among another chat's."""
+@pytest.mark.parametrize(
+    "busy",
+    [
+        pytest.param(0, id="found-in-the-window"),  # among one other chat's turn
+        pytest.param(300, id="window-overflows"),  # the chat's own count is taken instead
+    ],
+)
+async def test_another_stores_turn_on_a_long_chat_reaches_the_next_request(busy: int) -> None:
+    """A long chat's turn reads the newest rows of every chat first (the window holds at
+    most the 100 rows the chat held before): another store's turn on the chat is found
+    there, or, when other chats wrote more than the window holds, by the chat's count."""
     url = await create_database(postgres_server(), prefix="longchat")
     mine, theirs = await connect(url), await connect(url)
     try:
@@ -299,42 +308,7 @@ async def test_another_stores_turn_on_a_long_chat_reaches_the_next_request() -> 
         await chat.ask("one")
         neighbour = await create_chat(theirs, create_llm(provider=FakeProvider()))
         await neighbour.ask("another chat's turn")
-        other = await load_chat(theirs, create_llm(provider=FakeProvider()), chat.id)
-        assert other is not None
-        await other.ask("from the other store")
-        await chat.ask("two")
-        sent = [m.content for m in fake.requests[-1].messages]
-        assert len(sent) == 100 + 5
-        assert sent[-5:] == [
-            "one",
-            "(fake) You said: one",
-            "from the other store",
-            "(fake) You said: from the other store",
-            "two",
-        ]
-    finally:
-        await mine.close()
-        await theirs.close()
-        await drop_database(url)
-
-
-@pytest.mark.backend("sql-postgresql")
-async def test_more_rows_since_the_cursor_than_the_chat_holds_still_reach_the_next_request() -> (
-    None
-):
-    """The newest rows do not all fit the window: the count falls back to the chat's."""
-    url = await create_database(postgres_server(), prefix="longchat")
-    mine, theirs = await connect(url), await connect(url)
-    try:
-        fake = FakeProvider()
-        llm = create_llm(provider=fake)
-        made = await create_chat(mine, llm)
-        await _seed(mine, made.id, 100)  # an hour old: the window holds at most 100 rows
-        chat = await load_chat(mine, llm, made.id)
-        assert chat is not None
-        await chat.ask("one")
-        busy = await create_chat(theirs, create_llm(provider=FakeProvider()))
-        await _seed(theirs, busy.id, 300, at=datetime.now(UTC))  # newer than the cursor
+        await _seed(theirs, neighbour.id, busy, at=datetime.now(UTC))  # newer than the cursor
         other = await load_chat(theirs, create_llm(provider=FakeProvider()), chat.id)
         assert other is not None
         await other.ask("from the other store")
