@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from dashboard_bench import _pg_dsn  # the seeds' database, as that script names it
+
 STATEMENTS = {
     "scan, sums only": (
         'SELECT count(*), sum("inputTokens"), sum("outputTokens"), sum(cost) FROM "LlmRequest"'
@@ -94,8 +96,7 @@ def main() -> None:
         server = os.environ.get("NODELLM_TEST_PG_URL")
         if not server:
             sys.exit("set NODELLM_TEST_PG_URL to the server holding --pg-database")
-        base = server.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0]
-        asyncio.run(postgres_floor(f"{base}/{args.pg_database}"))
+        asyncio.run(postgres_floor(_pg_dsn(server, args.pg_database)))
 
 
 if __name__ == "__main__":

@@ -779,7 +779,6 @@ class SqlStore:
                         .offset(literal_column("0"))  # else SQLite's LIMIT invents a parameter
                         .subquery("recent")
                     )
-                    w = recent.c
                     in_window = (
                         select(
                             case(
@@ -787,10 +786,8 @@ class SqlStore:
                                     func.count() < window,
                                     func.count().filter(
                                         and_(
-                                            w.chatId == bindparam("chat"),
-                                            self._d.after(
-                                                w.createdAt, w.id, at, bindparam("after_id")
-                                            ),
+                                            recent.c.chatId == bindparam("chat"),
+                                            self._after(recent, at, bindparam("after_id")),
                                         )
                                     ),
                                 ),
@@ -817,11 +814,10 @@ class SqlStore:
                 out.append(case((first, self._d.data_version())))
             return insert(m).values(values).returning(*out)
 
-        windowed = not whole_chat
-        shape = ("begin_turn", tuple(cols), n, windowed, probe, marked, quiet)
+        shape = ("begin_turn", tuple(cols), n, whole_chat, probe, marked, quiet)
         sql = self._compile(shape, build)
         params: dict[str, Any] = {"chat": chat_id}
-        if windowed:
+        if not whole_chat:
             assert after is not None
             params["at"] = self._dt(after[0])
             params["after_id"] = after[1]
