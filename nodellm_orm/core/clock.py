@@ -9,6 +9,7 @@ keeps). The conventions, for every module:
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "to_epoch_ms",
     "truncate_ms",
     "utc_now",
+    "utc_now_ms",
 ]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -33,6 +35,20 @@ _MS = timedelta(milliseconds=1)
 def utc_now() -> datetime:
     """Now, as an aware UTC datetime (full precision)."""
     return datetime.now(UTC)
+
+
+_from_timestamp = datetime.fromtimestamp
+
+
+def utc_now_ms() -> datetime:
+    """Now, as an aware UTC datetime truncated to the millisecond the databases keep.
+
+    Built from the integer milliseconds (the float `ms / 1000` is within a tenth of a
+    microsecond of them, and fromtimestamp rounds to the microsecond, so it lands on the
+    millisecond exactly) instead of `now().replace(...)`: a third of the cost, paid for
+    every row a turn writes.
+    """
+    return _from_timestamp(time.time_ns() // 1_000_000 / 1000, UTC)
 
 
 def as_utc(value: datetime) -> datetime:
@@ -67,10 +83,20 @@ def from_epoch_ms(value: float) -> datetime:
     return EPOCH + timedelta(milliseconds=value)
 
 
+# The last value iso_ms wrote and its text: a turn's question and answer share one createdAt.
+_last_iso: tuple[datetime | None, str] = (None, "")
+
+
 def iso_ms(value: datetime) -> str:
     """ISO-8601 UTC text with milliseconds, exactly as Prisma's JS driver adapters write it
     (`Date.toISOString()` with `Z` as `+00:00`): fixed width, so text order is time order."""
-    return as_utc(value).isoformat(timespec="milliseconds")
+    global _last_iso
+    last, text = _last_iso
+    if value is last:  # datetimes are immutable: the same object has the same text
+        return text
+    text = (value if value.tzinfo is UTC else as_utc(value)).isoformat("T", "milliseconds")
+    _last_iso = (value, text)
+    return text
 
 
 def iso_z(value: datetime) -> str:

@@ -280,18 +280,19 @@ class SqliteLease:
         finally:
             self._finished = ticket
 
-    async def _call(self, fn: Callable[..., Any], *args: Any, stmt: str = "") -> Any:
+    async def _call(
+        self, fn: Callable[..., Any], *args: Any, steps: Sequence[Step] = ()
+    ) -> Any:
         self._queued += 1
         try:
             return await self._driver._execute(self._tracked, self._queued, fn, *args)
         except sqlite3.Error as exc:
-            raise _db_error(stmt, exc) from exc
+            raise _db_error(_stmt(steps), exc) from exc
 
     async def run(self, steps: Sequence[Step], *, in_tx: bool) -> list[Any]:
-        stmt = _stmt(steps)
         if in_tx or not self.inline or self._finished != self._queued:
             result: list[Any] = await self._call(
-                _sqlite_run, self._raw, steps, not in_tx, stmt=stmt
+                _sqlite_run, self._raw, steps, not in_tx, steps=steps
             )
             return result
         raw = self._raw
@@ -300,21 +301,24 @@ class SqliteLease:
             out = _sqlite_run(raw, steps, True)
         except sqlite3.Error as exc:
             if not _is_busy(exc):
-                raise _db_error(stmt, exc) from exc
+                raise _db_error(_stmt(steps), exc) from exc
             # Rolled back by _sqlite_run: wait for the lock in the driver's thread instead.
-            out = await self._call(_sqlite_run, raw, steps, True, stmt=stmt)
-        await self._count_writes(changes, 1)
+            out = await self._call(_sqlite_run, raw, steps, True, steps=steps)
+        if self._checkpoint_due(changes, 1):
+            await self._call(_sqlite_checkpoint, raw)
         return out
 
-    async def _count_writes(self, changes: int, n: int) -> None:
-        """Count `n` writes if the connection's change counter moved since `changes`, and
-        checkpoint the WAL (in the driver's thread) every CHECKPOINT_EVERY of them."""
+    def _checkpoint_due(self, changes: int, n: int) -> bool:
+        """Count `n` writes if the connection's change counter moved since `changes`; whether
+        the WAL is due its checkpoint (every CHECKPOINT_EVERY writes, in the driver's thread).
+        Not a coroutine: most operations need no await for it."""
         if self._raw.total_changes == changes:
-            return
+            return False
         self._writes += n
-        if self._writes >= CHECKPOINT_EVERY:
-            self._writes = 0
-            await self._call(_sqlite_checkpoint, self._raw)
+        if self._writes < CHECKPOINT_EVERY:
+            return False
+        self._writes = 0
+        return True
 
     async def run_group(self, ops: Sequence[Sequence[Step]]) -> list[Outcome]:
         if len(ops) == 1:
@@ -335,7 +339,8 @@ class SqliteLease:
                 outcomes = None
         if outcomes is None:
             outcomes = await self._call(_sqlite_group, raw, ops)
-        await self._count_writes(changes, len(ops))
+        if self._checkpoint_due(changes, len(ops)):
+            await self._call(_sqlite_checkpoint, raw)
         return [
             (ok, out if ok or not isinstance(out, sqlite3.Error) else _db_error(_stmt(steps), out))
             for (ok, out), steps in zip(outcomes, ops, strict=True)
@@ -539,15 +544,22 @@ class Pool:
 
     # -- leases
 
-    async def acquire(self) -> Lease:
-        if self.closed:
-            raise StoreError("the store is closed")
+    def _take_idle(self) -> Lease | None:
+        """An idle connection that is still alive, if there is one (the dead are discarded)."""
         idle = self._idle
         while idle:
             lease = idle.pop()
             if lease.alive():
                 return lease
             self._discard(lease, broken=True)
+        return None
+
+    async def acquire(self) -> Lease:
+        if self.closed:
+            raise StoreError("the store is closed")
+        lease = self._take_idle()
+        if lease is not None:
+            return lease
         if self._count < self.limit:
             self._count += 1
             return await self._open()
@@ -648,7 +660,9 @@ class Pool:
                 self._mark_pass(task)
         attempts = self.limit + 1
         while True:
-            lease = await self.acquire()
+            # An idle connection is taken without a coroutine for `acquire` (most operations).
+            taken = None if self.closed else self._take_idle()
+            lease = taken if taken is not None else await self.acquire()
             try:
                 out = await lease.run(steps, in_tx=False)
             except BaseException as exc:
