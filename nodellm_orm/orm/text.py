@@ -11,7 +11,8 @@ request equals what a reload sends.
 from __future__ import annotations
 
 import re
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from ..core.messages import Message, ToolCall
 
@@ -44,6 +45,17 @@ def storable(value: T) -> T:
     return value
 
 
+def storable_row(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A row with `storable` applied to its values; the keys are column names (ours), which
+    never need it. Most values are clean text or numbers: tested in place, no call each."""
+    return {
+        key: value
+        if value is None or (type(value) is str and _search(value) is None)
+        else storable(value)
+        for key, value in values.items()
+    }
+
+
 def storable_json(text: str) -> bool:
     """Whether JSON text (as the codec writes it: non-ASCII as is) holds no string that
     `storable` would change: the codec escapes NUL as `\\u0000` and writes a lone surrogate
@@ -54,7 +66,10 @@ def storable_json(text: str) -> bool:
 
 def storable_message(message: Message) -> Message:
     """The message as it reads back from the database (itself when already clean)."""
-    content = storable(message.content)
+    content = message.content
+    if not message.tool_calls and type(content) is str and _search(content) is None:
+        return message  # the common case (plain text, clean), tested without a walk
+    content = storable(content)
     calls = [
         ToolCall(
             id=c.id,

@@ -26,7 +26,7 @@ from ..core.chat import Chat as CoreChat
 from ..core.chat import RequestMetrics, ToolOutcome
 from ..core.messages import ChatChunk, Message, Response, ToolCall, Usage
 from ..core.middleware import MiddlewareStopError
-from ..model import Cursor, MessageRecord, Row, ToolCallRecord, columns
+from ..model import Cursor, MessageRecord, Row, ToolCallRecord
 from ..stores.base import TurnBegun, TurnStore, WriteMark
 from .history import (
     PLACEHOLDER_RAW,
@@ -38,12 +38,12 @@ from .history import (
 )
 from .ids import new_id, new_id_pair, utc_now
 from .options import Persistence
-from .text import storable, storable_text
+from .text import storable, storable_row, storable_text
 
 T = TypeVar("T")
 # The schema's Int columns are 32-bit (Prisma's Int; PostgreSQL's INTEGER).
 INT_MAX = 2**31 - 1
-_MESSAGE_FIELDS = columns(MessageRecord)
+_INT_MIN = -INT_MAX - 1
 
 
 async def settle(write: Coroutine[Any, Any, T]) -> tuple[T, bool]:
@@ -110,7 +110,9 @@ def _done_with(future: asyncio.Future[Any]) -> asyncio.Future[None]:
 
 def _count(value: int | None) -> int | None:
     """A count for an Int column: what no backend can hold is capped (the JSON keeps it)."""
-    return None if value is None else max(-INT_MAX - 1, min(INT_MAX, value))
+    if value is None or _INT_MIN <= value <= INT_MAX:
+        return value
+    return INT_MAX if value > INT_MAX else _INT_MIN
 
 
 class Turn:
@@ -382,8 +384,7 @@ class TurnRecorder:
 
 
 def _storable_values(values: Row) -> Row:
-    # The keys are column names (ours): only the values can hold what the rule replaces.
-    out = {key: storable(value) for key, value in values.items()}
+    out = storable_row(values)
     for key in ("inputTokens", "outputTokens", "thinkingTokens"):
         if key in out:
             out[key] = _count(out[key])
@@ -391,6 +392,5 @@ def _storable_values(values: Row) -> Row:
 
 
 def record_of(values: Row) -> MessageRecord:
-    """The record of a message row as the ORM wrote it."""
-    cells: list[Any] = [values.get(f) for f in _MESSAGE_FIELDS]
-    return MessageRecord(*cells)
+    """The record of a message row as the ORM wrote it (its keys are the record's fields)."""
+    return MessageRecord(**values)
