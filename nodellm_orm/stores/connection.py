@@ -280,9 +280,7 @@ class SqliteLease:
         finally:
             self._finished = ticket
 
-    async def _call(
-        self, fn: Callable[..., Any], *args: Any, steps: Sequence[Step] = ()
-    ) -> Any:
+    async def _call(self, fn: Callable[..., Any], *args: Any, steps: Sequence[Step] = ()) -> Any:
         self._queued += 1
         try:
             return await self._driver._execute(self._tracked, self._queued, fn, *args)
