@@ -658,9 +658,9 @@ class Pool:
                 self._mark_pass(task)
         attempts = self.limit + 1
         while True:
-            # An idle connection is taken without a coroutine for `acquire` (most operations).
-            taken = None if self.closed else self._take_idle()
-            lease = taken if taken is not None else await self.acquire()
+            # An idle connection is taken without a coroutine for `acquire` (most operations);
+            # a closed pool has none (close empties it, release discards), so acquire raises.
+            lease = self._take_idle() or await self.acquire()
             try:
                 out = await lease.run(steps, in_tx=False)
             except BaseException as exc:
