@@ -498,3 +498,25 @@ async def test_server_restart(cluster: Cluster) -> None:
         assert store._s.pool.open_count <= store._s.pool.limit
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_a_closed_store_refuses_every_operation(dialect: str, tmp_path: Path) -> None:
+    async with database(dialect, tmp_path) as url:
+        store = await connect(url)
+        chat = await create_chat(store, create_llm(provider=FakeProvider()))
+        await chat.ask("before closing")  # a connection now sits idle in the pool
+        await store.close()
+        with pytest.raises(StoreError, match="the store is closed"):
+            await store.get_chat(chat.id)
+        with pytest.raises(StoreError, match="the store is closed"):
+            await chat.ask("after closing")
+        reopened = await connect(url)
+        try:
+            rows = await reopened.list_messages(chat.id)
+            assert [r.content for r in rows] == [
+                "before closing",
+                "(fake) You said: before closing",
+            ]
+        finally:
+            await reopened.close()
