@@ -57,6 +57,18 @@ async def record_turn(store: Any, llm: Any) -> tuple[Steps, str]:
     return seen, chat.id
 
 
+def _mark_slots(steps: Steps) -> dict[str, dict[str, int]]:
+    """Per statement that checks the write mark (SQLite's `total_changes() = ? AND
+    (SELECT data_version ...) = ?`), the positions of those two parameters."""
+    slots = {}
+    for sql, _ in steps:
+        at = sql.find("total_changes() = ?")
+        if at >= 0:
+            changes = sql.count("?", 0, at)
+            slots[sql] = {"changes": changes, "version": changes + 1}
+    return slots
+
+
 def replay(db: Path, steps: Steps, chat_id: str, turns: int) -> list[float]:
     """Per-turn wall time of `steps` on a plain sqlite3 connection, in a new chat, with new
     row ids every turn."""
@@ -72,9 +84,14 @@ def replay(db: Path, steps: Steps, chat_id: str, turns: int) -> list[float]:
     )
     row_ids = {a for _, args in steps for a in args if isinstance(a, str) and a != chat_id}
     row_ids = {a for a in row_ids if len(a) == 36 and a.count("-") == 4}  # the rows' UUIDs
+    marks = _mark_slots(steps)
     times = []
     for _ in range(turns):
         fresh = {a: str(uuid.uuid4()) for a in row_ids} | {chat_id: chat}
+        # The write mark's counters as this connection has them, so that begin_turn's INSERT
+        # skips its count as it does in the ORM (else every turn would count the chat).
+        (version,) = conn.execute("PRAGMA data_version").fetchone()
+        now = {"changes": conn.total_changes, "version": version}
         start = time.perf_counter()
         open_tx = False
         for sql, args in steps:
@@ -85,7 +102,9 @@ def replay(db: Path, steps: Steps, chat_id: str, turns: int) -> list[float]:
             if not open_tx:
                 conn.execute("BEGIN")
                 open_tx = True
-            new = tuple(fresh.get(a, a) if isinstance(a, str) else a for a in args)
+            new = [fresh.get(a, a) if isinstance(a, str) else a for a in args]
+            for name, at in marks.get(sql, {}).items():
+                new[at] = now[name]
             conn.execute(sql, new).fetchall()
         times.append(time.perf_counter() - start)
     conn.close()
