@@ -240,8 +240,27 @@ async def test_begin_turn_tells_rows_deleted_elsewhere_when_it_counts_by_known(
     assert begun.others >= 0
 
 
+async def test_begin_turn_writes_its_rows_to_its_chat_only(store: SqlStore) -> None:
+    cid, other = str(uuid.uuid4()), str(uuid.uuid4())
+    await store.create_chat(chat_row(cid))
+    await store.create_chat(chat_row(other))
+    # A row that names another chat is refused, and none of the turn's rows is written.
+    stray = [msg(cid, "m1", ms(0)), msg(other, "m2", ms(0), "assistant")]
+    with pytest.raises(ValueError, match="must belong to the chat"):
+        await store.begin_turn(cid, stray)
+    assert await store.count_messages(cid) == 0
+    assert await store.count_messages(other) == 0
+    # A row that names no chat is written to the turn's.
+    unnamed = {"id": "m3", "role": "assistant", "createdAt": ms(1)}
+    await store.begin_turn(cid, [msg(cid, "m1", ms(1)), unnamed])
+    assert [m.id for m in await store.list_messages(cid)] == ["m1", "m3"]
+    assert await store.count_messages(other) == 0
+
+
 def test_turn_begun_from_a_count() -> None:
     assert TurnBegun.from_count(3) == TurnBegun(3)
+    assert TurnBegun.from_count(0) == TurnBegun(0)
+    assert TurnBegun.from_count(2, known=2) == TurnBegun(0)
     assert TurnBegun.from_count(3, known=1) == TurnBegun(2)
     assert TurnBegun.from_count(1, known=3) == TurnBegun(0, read_again=True)
 

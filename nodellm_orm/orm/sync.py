@@ -21,10 +21,10 @@ from .history import LATE_WINDOW, is_pending
 
 def key_of(row: MessageRecord | Mapping[str, Any]) -> Cursor:
     """(createdAt, id): the order of a chat's messages, for a record or a row dict."""
-    if isinstance(row, Mapping):
-        return (row["createdAt"], row["id"])
-    assert row.createdAt is not None
-    return (row.createdAt, row.id)
+    if isinstance(row, MessageRecord):  # a class test, cheaper than Mapping's ABC test
+        assert row.createdAt is not None
+        return (row.createdAt, row.id)
+    return (row["createdAt"], row["id"])
 
 
 class HistorySync:

@@ -55,6 +55,7 @@ __all__ = [
     "RowCounts",
     "Store",
     "StoreError",
+    "check_turn_rows",
     "turn_rows",
 ]
 
@@ -99,14 +100,17 @@ def missing_name_error(kind: str, name: str, existing: Iterable[str], *, what: s
     )
 
 
-def turn_rows(chat_id: str, rows: Sequence[Row]) -> list[Row]:
-    """A turn's message rows, each stamped with `chat_id` (one not of that chat is refused)."""
-    stamped = []
+def check_turn_rows(chat_id: str, rows: Sequence[Row]) -> None:
+    """Refuse a turn's message row that names a chat other than `chat_id`."""
     for row in rows:
         if row.get("chatId", chat_id) != chat_id:
             raise ValueError("begin_turn rows must belong to the chat they are written to")
-        stamped.append({**row, "chatId": chat_id})
-    return stamped
+
+
+def turn_rows(chat_id: str, rows: Sequence[Row]) -> list[Row]:
+    """A turn's message rows, each stamped with `chat_id` (one not of that chat is refused)."""
+    check_turn_rows(chat_id, rows)
+    return [{**row, "chatId": chat_id} for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +127,13 @@ class TurnBegun:
     @classmethod
     def from_count(cls, count: int, known: int | None = None) -> TurnBegun:
         """From a count of others' rows, less the `known` ones the caller holds already."""
-        if known is None:
-            return cls(count)
-        others = count - known
+        others = count if known is None else count - known
+        if others == 0:
+            return _NOTHING_NEW  # most turns: one shared instance, not a new frozen one
         return cls(0, read_again=True) if others < 0 else cls(others)
+
+
+_NOTHING_NEW = TurnBegun(0)
 
 
 class StaleMarkError(Exception):

@@ -85,10 +85,10 @@ from .base import (
     StoreError,
     TurnBegun,
     WriteMark,
+    check_turn_rows,
     missing_name_error,
     near_miss_note,
     near_misses,
-    turn_rows,
 )
 from .connection import Lease, Pool, Step
 from .dialects import SqlDialect, dialect_for_url, dialect_of
@@ -504,6 +504,8 @@ class SqlStore:
 
     def _row_columns(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[str]:
         """The table's columns any of `rows` sets, in table order (checked to exist)."""
+        if len(rows) == 1:  # a turn's request, an update's values
+            return self._columns_of(table, tuple(rows[0]))
         keys: dict[str, None] = {}
         for r in rows:
             keys.update(dict.fromkeys(r))
@@ -707,7 +709,9 @@ class SqlStore:
         if not rows:
             return TurnBegun(await self.count_messages(chat_id))
         m = self._t.message
-        enc = [self._encode(r) for r in turn_rows(chat_id, rows)]
+        # The statement binds chatId once, from `chat_id`: the rows are checked, not stamped.
+        check_turn_rows(chat_id, rows)
+        enc = [self._encode(r) for r in rows]
         cols = [c for c in self._row_columns(m, enc) if c != "chatId"]
         n = len(enc)
         # The schema has no (chatId, createdAt) index, so "rows after the cursor" costs either
@@ -841,7 +845,9 @@ class SqlStore:
                 _, out, _ = await self._s.run(steps)
             except StaleMarkError:  # its connection was replaced: count on the new one
                 return await self.begin_turn(chat_id, rows, after=after, known=known, mark=mark)
-        first = next(r for r in out if r[0] is not None)
+        first = out[0]
+        if first[0] is None:  # RETURNING's rows in another order than the VALUES
+            first = next(r for r in out if r[0] is not None)
         count = int(first[0])
         if marked and mark is not None:
             mark.chat_id, mark.rows, mark.version = chat_id, count + n, first[1]
@@ -985,14 +991,14 @@ class SqlStore:
         mark: WriteMark | None = None,
     ) -> None:
         m, rq = self._t.message, self._t.request
-        self._columns_of(m, tuple(values))
+        ukeys = tuple(values)
+        self._columns_of(m, ukeys)
         enc_values = self._encode(values)
         enc_reqs = [self._encode(r) for r in requests]
         if not enc_reqs:
             await self._update(m, message_id, values, mark)
             return
         cols = self._row_columns(rq, enc_reqs)
-        ukeys = tuple(enc_values)
         sizes = _row_chunks(len(enc_reqs), (self._s.max_params - len(ukeys) - 1) // len(cols))
         if not enc_values:
             await self._s.run(self._marked(mark, self._insert_steps(rq, enc_reqs, cols, sizes)))
