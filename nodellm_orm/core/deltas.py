@@ -25,9 +25,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _HIGH = ("\ud800", "\udbff")
 
 
+def _has_surrogate(text: str) -> bool:
+    # ASCII text holds none; CPython keeps that as a flag on every str, so it costs no scan
+    # (most text a model streams is ASCII; the search is a regex call per piece).
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
 def repair_text(text: str) -> str:
     """`text` with surrogate pairs joined and lone surrogates replaced by U+FFFD."""
-    if _SURROGATE.search(text) is None:
+    if not _has_surrogate(text):
         return text
     # UTF-16 round trip: a pair of halves encodes to one valid code unit pair and decodes to
     # the character it stands for; a lone half is invalid UTF-16 and decodes to U+FFFD.
@@ -59,7 +65,7 @@ class _Joiner:
 
     def text(self, channel: str | int, piece: str) -> str:
         held = self.held.pop(channel, "")
-        if not held and _SURROGATE.search(piece) is None:
+        if not held and not _has_surrogate(piece):
             return piece
         text = held + piece
         if text and _is_high(text[-1]):
@@ -71,8 +77,8 @@ class _Joiner:
         if not self.held and not delta.tool_calls and not delta.raw:
             text = delta.content + delta.thinking
             others = (delta.thinking_signature, delta.finish_reason, delta.model, delta.id)
-            if _SURROGATE.search(text) is None and not any(
-                s is not None and _SURROGATE.search(s) for s in others
+            if not _has_surrogate(text) and not any(
+                s is not None and _has_surrogate(s) for s in others
             ):
                 return delta
         delta.content = self.text("content", delta.content)

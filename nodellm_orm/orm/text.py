@@ -22,9 +22,17 @@ _search = _UNSTORABLE.search
 T = TypeVar("T")
 
 
+def is_storable(text: str) -> bool:
+    """Whether `text` holds no NUL and no lone surrogate. ASCII text (a flag CPython keeps on
+    every str: no scan) can hold only NUL, found by a byte search; other text is searched."""
+    if text.isascii():
+        return "\x00" not in text
+    return _search(text) is None
+
+
 def storable_text(text: str) -> str:
     """`text` with NUL and lone surrogates replaced by U+FFFD (unchanged when clean)."""
-    if _search(text) is None:
+    if is_storable(text):
         return text
     return _UNSTORABLE.sub(REPLACEMENT, text)
 
@@ -47,10 +55,10 @@ def storable(value: T) -> T:
 
 def storable_row(values: Mapping[str, Any]) -> dict[str, Any]:
     """A row with `storable` applied to its values; the keys are column names (ours), which
-    never need it. Most values are clean text or numbers: tested in place, no call each."""
+    never need it. Most values are clean text or numbers: tested in place, not walked."""
     return {
         key: value
-        if value is None or (type(value) is str and _search(value) is None)
+        if value is None or (type(value) is str and is_storable(value))
         else storable(value)
         for key, value in values.items()
     }
@@ -61,13 +69,13 @@ def storable_json(text: str) -> bool:
     `storable` would change: the codec escapes NUL as `\\u0000` and writes a lone surrogate
     as it is, so both show in the text. (A string holding a backslash and `u0000` shows too:
     a false alarm, never a miss.)"""
-    return "\\u0000" not in text and _search(text) is None
+    return "\\u0000" not in text and is_storable(text)
 
 
 def storable_message(message: Message) -> Message:
     """The message as it reads back from the database (itself when already clean)."""
     content = message.content
-    if not message.tool_calls and type(content) is str and _search(content) is None:
+    if not message.tool_calls and type(content) is str and is_storable(content):
         return message  # the common case (plain text, clean), tested without a walk
     content = storable(content)
     calls = [
