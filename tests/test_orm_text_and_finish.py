@@ -38,6 +38,30 @@ def sent(fake: FakeProvider) -> list[tuple[str, str | None]]:
 pytestmark = on_backends(*SQL_BACKENDS)
 
 
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        ("ascii\x00only", "ascii\ufffdonly"),  # ASCII text: NUL is all it can hold
+        ("caf\xe9\x00", "caf\xe9\ufffd"),  # one byte a character, not ASCII
+        ("lone \udc00 half", "lone \ufffd half"),
+        ("emoji \U0001f600 ok", "emoji \U0001f600 ok"),  # clean, four bytes a character
+    ],
+)
+async def test_each_kind_of_text_is_stored_by_one_rule(
+    database: Database, text: str, stored: str
+) -> None:
+    fake = FakeProvider()
+    chat = await create_chat(database.db, create_llm(provider=fake))
+    fake.reply(f"answer {text}")
+    answer = await chat.ask(f"question {text}")
+    assert answer.content == f"answer {stored}"
+    rows = await chat.messages()
+    assert [r.content for r in rows] == [f"question {stored}", f"answer {stored}"]
+    # The same Chat sends the history as stored.
+    await chat.ask("again")
+    assert sent(fake)[-3:-1] == [("user", f"question {stored}"), ("assistant", f"answer {stored}")]
+
+
 async def test_nul_and_lone_surrogates_become_replacement_characters(database: Database) -> None:
     fake = FakeProvider()
     llm = create_llm(provider=fake)
