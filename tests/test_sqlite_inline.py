@@ -4,11 +4,15 @@ the WAL stays checkpointed (SqliteLease in nodellm_orm/stores/connection.py)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from nodellm_orm import connect, create_chat, create_llm
+from nodellm_orm.stores import connection
 from nodellm_orm.stores.connection import CHECKPOINT_EVERY
 from nodellm_orm.testing import FakeProvider
 from tests.support.locks import write_lock_held
@@ -71,20 +75,66 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_without_blocking_the_lo
         await store.close()
 
 
-async def test_the_wal_is_checkpointed_as_turns_commit(tmp_path: Path) -> None:
+async def test_checkpoints_copy_the_log_into_the_file_off_the_writers_connection(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.db"
+    store = await connect(f"sqlite:///{path}")
+    try:
+        chat = await create_chat(store, create_llm(provider=FakeProvider()))
+        await chat.ask("warm up")
+        pool = store._s.pool
+        lease = await pool.acquire()
+        on_writer: list[str] = []
+        try:
+            raw = lease._raw  # type: ignore[attr-defined]
+            await lease._driver._execute(raw.set_trace_callback, on_writer.append)  # type: ignore[attr-defined]
+        finally:
+            pool.release(lease)
+        size = path.stat().st_size
+        # Two writes a plain turn: three checkpoints due, the log still short of its bound.
+        for _ in range(3 * CHECKPOINT_EVERY // 2):
+            await chat.ask("fill")
+        for _ in range(500):  # the copy runs in a thread of its own: wait for it to land
+            if path.stat().st_size > size:
+                break
+            await asyncio.sleep(0.01)
+        assert path.stat().st_size > size  # the turns' pages reached the database file
+        assert not [sql for sql in on_writer if "wal_checkpoint" in sql]
+        assert len([sql for sql in on_writer if sql.startswith("INSERT")]) >= CHECKPOINT_EVERY
+    finally:
+        await store.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("nodellm-wal")]
+
+
+async def test_the_wal_stays_bounded_while_writes_never_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Smaller than the defaults, so that a few hundred turns pass the bound several times.
+    monkeypatch.setattr(connection, "CHECKPOINT_EVERY", 20)
+    monkeypatch.setattr(connection, "WAL_FRAMES_MAX", 200)
     path = tmp_path / "x.db"
     store = await connect(f"sqlite:///{path}")
     wal = Path(f"{path}-wal")
     try:
         chat = await create_chat(store, create_llm(provider=FakeProvider()))
-        # Two writes a plain turn: after each block of turns at least one checkpoint ran, so
-        # the log is rewritten from its start instead of growing with every turn.
-        for _ in range(CHECKPOINT_EVERY):
+        frames_of = sqlite3.connect(path)
+        try:
+            (page,) = frames_of.execute("PRAGMA page_size").fetchone()
+        finally:
+            frames_of.close()
+        written = 0
+        for _ in range(600):
             await chat.ask("fill")
-        size = wal.stat().st_size
-        for _ in range(2 * CHECKPOINT_EVERY):
-            await chat.ask("more")
-        assert wal.stat().st_size <= size * 1.25
+            written += 2
+        # A checkpoint from the side copies the log while turns go on, but only the writer's
+        # own restarts it: without them the log would hold every frame of 1,200 writes (each
+        # commit appends one at least). With them it holds the bound and what the writes of
+        # the two intervals before the writer saw it passed add.
+        frames = wal.stat().st_size // (page + 24)
+        assert frames < 3 * connection.WAL_FRAMES_MAX < written
+        rows = await chat.messages()
+        assert len(rows) == 1200 and rows[-1].content == "(fake) You said: fill"
     finally:
         await store.close()
 
