@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,38 +20,46 @@ from nodellm_orm.testing import FakeProvider
 from tests.support.locks import write_lock_held
 
 
-async def test_a_plain_turn_runs_its_statements_on_the_loops_thread(tmp_path: Path) -> None:
-    store = await connect(f"sqlite:///{tmp_path / 'x.db'}")
+@asynccontextmanager
+async def warm_chat(path: Path) -> AsyncIterator[tuple[Any, Any]]:
+    """A store on the SQLite file `path` and a chat that has had one turn; closed after."""
+    store = await connect(f"sqlite:///{path}")
     try:
         chat = await create_chat(store, create_llm(provider=FakeProvider()))
         await chat.ask("warm up")
-        pool = store._s.pool
-        lease = await pool.acquire()
+        yield store, chat
+    finally:
+        await store.close()
+
+
+async def trace_statements(store: Any, record: Callable[[str], object]) -> None:
+    """Have the store's one SQLite connection call `record` with each statement it runs."""
+    pool = store._s.pool
+    lease = await pool.acquire()
+    try:
+        raw = lease._raw
+        await lease._driver._execute(raw.set_trace_callback, record)
+    finally:
+        pool.release(lease)
+
+
+async def test_a_plain_turn_runs_its_statements_on_the_loops_thread(tmp_path: Path) -> None:
+    async with warm_chat(tmp_path / "x.db") as (store, chat):
         threads: list[int] = []
-        try:
-            raw = lease._raw  # type: ignore[attr-defined]
-            record = lambda _sql: threads.append(threading.get_ident())  # noqa: E731
-            await lease._driver._execute(raw.set_trace_callback, record)  # type: ignore[attr-defined]
-        finally:
-            pool.release(lease)
+        await trace_statements(store, lambda _sql: threads.append(threading.get_ident()))
         await chat.ask("where do you run?")
         assert len(threads) >= 3  # the turn's statements were seen
         assert set(threads) == {threading.get_ident()}
         assert [m.content for m in await chat.messages()][
             -1
         ] == "(fake) You said: where do you run?"
-    finally:
-        await store.close()
 
 
 async def test_a_write_lock_held_elsewhere_is_waited_for_without_blocking_the_loop(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "x.db"
-    store = await connect(f"sqlite:///{path}")
-    try:
-        chat = await create_chat(store, create_llm(provider=FakeProvider()))
-        await chat.ask("warm up")
+    async with warm_chat(path) as (_, chat):
         async with write_lock_held(path) as release:
             ticks = 0
 
@@ -71,26 +81,15 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_without_blocking_the_lo
         assert reply.content == "(fake) You said: after the lock"
         rows = await chat.messages()
         assert [m.content for m in rows][-2:] == ["after the lock", reply.content]
-    finally:
-        await store.close()
 
 
 async def test_checkpoints_copy_the_log_into_the_file_off_the_writers_connection(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "x.db"
-    store = await connect(f"sqlite:///{path}")
-    try:
-        chat = await create_chat(store, create_llm(provider=FakeProvider()))
-        await chat.ask("warm up")
-        pool = store._s.pool
-        lease = await pool.acquire()
+    async with warm_chat(path) as (store, chat):
         on_writer: list[str] = []
-        try:
-            raw = lease._raw  # type: ignore[attr-defined]
-            await lease._driver._execute(raw.set_trace_callback, on_writer.append)  # type: ignore[attr-defined]
-        finally:
-            pool.release(lease)
+        await trace_statements(store, on_writer.append)
         size = path.stat().st_size
         # Two writes a plain turn: three checkpoints due, the log still short of its bound.
         for _ in range(3 * CHECKPOINT_EVERY // 2):
@@ -102,8 +101,6 @@ async def test_checkpoints_copy_the_log_into_the_file_off_the_writers_connection
         assert path.stat().st_size > size  # the turns' pages reached the database file
         assert not [sql for sql in on_writer if "wal_checkpoint" in sql]
         assert len([sql for sql in on_writer if sql.startswith("INSERT")]) >= CHECKPOINT_EVERY
-    finally:
-        await store.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("nodellm-wal")]
 
 
