@@ -144,6 +144,10 @@ _WINDOW_ROWS = 1000
 _WINDOW_FROM = 64
 
 
+# The types of most values a row holds, bound as they are (tested before isinstance).
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
 def _pow2_floor(n: int) -> int:
     return 1 << (n.bit_length() - 1)
 
@@ -489,7 +493,7 @@ class SqlStore:
             if k in json_fields:
                 # JSON text on both dialects: SQLAlchemy's asyncpg codec sends text as JSONB.
                 v = encode_json(v, field=k)
-            elif isinstance(v, datetime):
+            elif type(v) not in _AS_IS and isinstance(v, datetime):
                 v = self._write_dt(v)
             out[k] = v
         return out
