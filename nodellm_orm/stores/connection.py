@@ -43,6 +43,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 from sqlalchemy import exc as sa_exc
@@ -181,10 +182,11 @@ def _sqlite_begin(raw: sqlite3.Connection) -> None:
     raw.execute("BEGIN IMMEDIATE").close()
 
 
-def _sqlite_checkpoint(raw: sqlite3.Connection) -> int:
-    """A passive checkpoint (it waits for no one); the frames the log holds."""
-    _, frames, _ = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    return int(frames)
+def _sqlite_checkpoint(raw: sqlite3.Connection) -> tuple[bool, int]:
+    """A passive checkpoint (it waits for no one): whether another connection's checkpoint
+    kept it from running, and the frames the log holds (-1: the database is not in WAL mode)."""
+    busy, frames, _ = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return bool(busy), int(frames)
 
 
 class _WalCheckpointer:
@@ -216,8 +218,16 @@ class _WalCheckpointer:
     def _checkpoint(self) -> None:
         try:
             if self._conn is None:
-                self._conn = sqlite3.connect(self._path, isolation_level=None)
-            self.frames = _sqlite_checkpoint(self._conn)
+                # mode=rw: the database it was made for or none, never a new empty one at
+                # that name (the file may have been moved or removed since).
+                uri = f"{Path(self._path).as_uri()}?mode=rw"
+                self._conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+            busy, frames = _sqlite_checkpoint(self._conn)
+            if busy:
+                return  # another process's checkpoint is copying the log: it counts too
+            if frames < 0:
+                raise sqlite3.OperationalError(f"{self._path} is not in WAL mode")
+            self.frames = frames
         except Exception:
             # Nothing to report to: the writes it follows are committed. The writer
             # checkpoints on its own connection from now on, as it did before this existed.
