@@ -217,6 +217,13 @@ async def test_a_mark_from_a_replaced_connection_is_counted_again(tmp_path: Path
 
 async def _rows_read_by_begin(url: str, store: Any, chat: Any) -> int:
     """LlmMessage rows read by the statement that begins `chat`'s next turn, generic plan."""
+    rows, _ = await _reads_by_begin(url, store, chat)
+    return rows
+
+
+async def _reads_by_begin(url: str, store: Any, chat: Any) -> tuple[int, int]:
+    """(LlmMessage rows, entries of its indexes) read by the statement that begins `chat`'s
+    next turn, generic plan."""
     import asyncpg
 
     sent: list[tuple[str, tuple[Any, ...]]] = []
@@ -247,16 +254,20 @@ async def _rows_read_by_begin(url: str, store: Any, chat: Any) -> int:
                 "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) "
                 "FROM pg_stat_xact_user_tables WHERE relname = 'LlmMessage'"
             )
-            before = await raw.fetchval(read)
+            entries = (
+                "SELECT coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0) "
+                """FROM pg_index WHERE indrelid = '"LlmMessage"'::regclass"""
+            )
+            before = await raw.fetchval(read), await raw.fetchval(entries)
             statement = await raw.prepare(query)
             assert len(await statement.fetch(*args)) == 2
-            after = await raw.fetchval(read)
+            after = await raw.fetchval(read), await raw.fetchval(entries)
             raise _RolledBack
     except _RolledBack:
         pass
     finally:
         await raw.close()
-    return int(after - before)
+    return int(after[0] - before[0]), int(after[1] - before[1])
 
 
 class _RolledBack(Exception):
@@ -279,6 +290,32 @@ async def test_a_turns_postgresql_reads_do_not_grow_with_the_chat() -> None:
             read[name] = await _rows_read_by_begin(url, store, chat)
         # Counting the chat through its chatId index reads every one of its rows.
         assert read["long"] < read["short"] + 50, read
+    finally:
+        await store.close()
+        await drop_database(url)
+
+
+@pytest.mark.backend("sql-postgresql")
+async def test_a_turns_postgresql_count_skips_other_chats_recent_rows() -> None:
+    """On a busy database a short chat's turn reads its own rows, not everyone's: its count
+    of the rows after its cursor (the newest row held, less the late window) goes through
+    the chatId index alone. Were PostgreSQL to range-scan the createdAt index from the cursor
+    as well, every turn would read every row any chat wrote in that window (at 2,000 turns/s,
+    some 500,000 index entries a turn)."""
+    url = await create_database(postgres_server(), prefix="longchat")
+    store = await connect(url)
+    try:
+        llm = create_llm(provider=FakeProvider())
+        recent = datetime.now(UTC) - timedelta(seconds=30)
+        for _ in range(20):  # 20,000 rows of other chats, inside the chat's late window
+            other = await create_chat(store, llm)
+            await _seed(store, other.id, 1_000, at=recent)
+        chat = await create_chat(store, llm)
+        for i in range(20):
+            await chat.ask(f"turn {i}")
+        rows, entries = await _reads_by_begin(url, store, chat)
+        # The chat holds 40 rows: each read once from its index and once from the table.
+        assert rows <= 50 and entries <= 50, (rows, entries)
     finally:
         await store.close()
         await drop_database(url)

@@ -138,6 +138,12 @@ class SqlDialect:
         """
         return and_(created >= at, or_(created > at, row_id > after_id))
 
+    def kept_apart(self, query: Select[Any]) -> Select[Any]:
+        """`query` as a subquery the planner runs as written: found by its own WHERE, the
+        outer query's conditions tested on its rows afterwards (an OFFSET 0 stops the
+        planner merging the two and choosing an index for the outer conditions)."""
+        return query.offset(literal_column("0"))
+
     def unchanged_since(self, changes: Any, version: Any) -> ColumnElement[bool]:
         raise NotImplementedError(f"{self.name} has no write marks")
 
@@ -333,6 +339,10 @@ class SqliteDialect(SqlDialect):
         key = self.order_key(created)
         exact = or_(key > at, and_(key == at, row_id > after_id))
         return and_(created >= at, exact)
+
+    def kept_apart(self, query: Select[Any]) -> Select[Any]:
+        # SQLite has OFFSET only after a LIMIT; left out, SQLAlchemy binds one (-1) itself.
+        return query.limit(literal_column("-1")).offset(literal_column("0"))
 
     def unchanged_since(self, changes: Any, version: Any) -> ColumnElement[bool]:
         """Nothing written on this connection but `changes` rows so far, and no commit by
