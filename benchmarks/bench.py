@@ -430,8 +430,10 @@ async def settle(store: SqlStore) -> None:
             await conn.exec_driver_sql("CHECKPOINT")
 
 
-async def bench_scale(dialect: str, args: argparse.Namespace, tmp: Path) -> dict[str, str] | None:
-    """Per-turn cost on an empty database against one holding `--scale` messages."""
+async def scale_times(
+    dialect: str, args: argparse.Namespace, tmp: Path
+) -> tuple[float, list[float], list[float]] | None:
+    """(seconds to seed, turn seconds on an empty database, on one of `--scale` messages)."""
     empty_url = await open_databases(dialect, args, tmp)
     full_url = await open_databases(dialect, args, tmp)
     if empty_url is None or full_url is None:
@@ -452,12 +454,21 @@ async def bench_scale(dialect: str, args: argparse.Namespace, tmp: Path) -> dict
     finally:
         await empty.close()
         await full.close()
-    e, f = ms(times[0]), ms(times[1])
+    return seconds, times[0], times[1]
+
+
+async def bench_scale(dialect: str, args: argparse.Namespace, tmp: Path) -> dict[str, str] | None:
+    """Per-turn cost on an empty database against one holding `--scale` messages."""
+    measured = await scale_times(dialect, args, tmp)
+    if measured is None:
+        return None
+    seconds, empty, full = measured
+    e, f = ms(empty), ms(full)
     return {
         "backend": label_of(dialect),
         "messages seeded": f"{args.scale:,} in {-(-args.scale // 100):,} chats ({seconds:.1f} s)",
-        "turn, empty database": f"{e:.3f} ms (median of {len(times[0])})",
-        f"turn, {args.scale:,} messages": f"{f:.3f} ms (median of {len(times[1])})",
+        "turn, empty database": f"{e:.3f} ms (median of {len(empty)})",
+        f"turn, {args.scale:,} messages": f"{f:.3f} ms (median of {len(full)})",
         "seeded / empty": f"{f / e:.2f}x",
     }
 

@@ -11,6 +11,8 @@ compiled statement and parameters) and, alternating in one run, times:
   `fetchall()`, or `asyncpg` and its `fetch()` (binary protocol, prepared statement, the
   same timestamp codec as the store's connections): the rows as tuples or asyncpg Records,
   before any record is built;
+- one empty MessageRecord per row, allocated and nothing set: what any list of records
+  costs on top of the driver's rows;
 - on SQLite, that statement without its ORDER BY (SQLite computes the order key of every row,
   then sorts), and on PostgreSQL `EXPLAIN ANALYZE`'s execution time (the server's share).
 
@@ -39,10 +41,12 @@ sys.path.insert(0, str(ROOT))
 from bench import seed_messages  # noqa: E402
 
 from nodellm_orm import TableNames, connect, create_llm, load_chat  # noqa: E402
+from nodellm_orm.model.records import MessageRecord  # noqa: E402
 from nodellm_orm.stores import sql as sql_store  # noqa: E402
 from nodellm_orm.testing import FakeProvider  # noqa: E402
 
 Timed = Callable[[], Awaitable[Any]]
+ALLOCATION = "as many empty MessageRecords, allocated alone"
 
 
 async def measure(cases: dict[str, Timed], rounds: int) -> dict[str, tuple[float, float]]:
@@ -78,7 +82,10 @@ async def store_select(store: Any, chat_id: str) -> tuple[str, tuple[Any, ...]]:
     return text, args
 
 
-async def floor(label: str, url: str, rounds: int, count: int) -> None:
+async def floor(
+    label: str, url: str, rounds: int, count: int
+) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+    """(median wall and CPU ms per case, one-off figures) for one database."""
     store = await connect(url)
     llm = create_llm(provider=FakeProvider())
     try:
@@ -90,7 +97,15 @@ async def floor(label: str, url: str, rounds: int, count: int) -> None:
             assert chat is not None
             assert len(await chat.messages()) == count
 
-        cases: dict[str, Timed] = {"load_chat + messages() (nodellm-orm)": orm}
+        async def allocate() -> None:
+            # The least any list of records costs: one empty object per row, nothing set.
+            new = object.__new__
+            assert len([new(MessageRecord) for _ in range(count)]) == count
+
+        cases: dict[str, Timed] = {
+            "load_chat + messages() (nodellm-orm)": orm,
+            ALLOCATION: allocate,
+        }
         extra: dict[str, float] = {}
         if label == "sqlite":
             raw = sqlite3.connect(url.removeprefix("sqlite:///"))
@@ -120,15 +135,21 @@ async def floor(label: str, url: str, rounds: int, count: int) -> None:
             extra["server execution (EXPLAIN ANALYZE), once"] = json.loads(plan[0][0])[0][
                 "Execution Time"
             ]
-        report(label, await measure(cases, rounds))
-        for name, value in extra.items():
-            print(f"{name:58} {value:8.1f}")
+        figures = await measure(cases, rounds)
         if label == "sqlite":
             raw.close()
         else:
             await conn.close()
+        return figures, extra
     finally:
         await store.close()
+
+
+def show(label: str, found: tuple[dict[str, tuple[float, float]], dict[str, float]]) -> None:
+    figures, extra = found
+    report(label, figures)
+    for name, value in extra.items():
+        print(f"{name:58} {value:8.1f}")
 
 
 async def main() -> None:
@@ -142,7 +163,8 @@ async def main() -> None:
         print("load average:", f.read().strip())
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
-            await floor("sqlite", f"sqlite:///{Path(tmp) / 'floor.db'}", args.rounds, args.messages)
+            url = f"sqlite:///{Path(tmp) / 'floor.db'}"
+            show("sqlite", await floor("sqlite", url, args.rounds, args.messages))
     if not args.skip_pg:
         from tests.support.postgres import create_database, postgres_url
 
@@ -151,7 +173,7 @@ async def main() -> None:
             print("no PostgreSQL server (NODELLM_TEST_PG_URL): skipped", file=sys.stderr)
         else:
             url = await create_database(server)
-            await floor("postgresql", url, args.rounds, args.messages)
+            show("postgresql", await floor("postgresql", url, args.rounds, args.messages))
     with open("/proc/loadavg") as f:
         print("\nload average:", f.read().strip())
 

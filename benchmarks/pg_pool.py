@@ -34,7 +34,8 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 
 def server_cpu() -> float:
-    """CPU seconds used so far by the processes named postgres (the server and backends)."""
+    """CPU seconds used so far by the processes named postgres (the server and backends),
+    with those of backends that have exited (the postmaster's reaped children)."""
     total = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -44,7 +45,7 @@ def server_cpu() -> float:
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         if name.startswith("postgres"):
             fields = stat[stat.rindex(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            total += sum(map(int, fields[11:15]))  # utime, stime, cutime, cstime
     return total / _TICK
 
 
