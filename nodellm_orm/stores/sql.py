@@ -720,11 +720,12 @@ class SqlStore:
         n = len(enc)
         # The schema has no (chatId, createdAt) index, so "rows after the cursor" costs either
         # the chat's size (chatId index) or everything written since the cursor, by any chat
-        # (createdAt index). PostgreSQL is asked for what is new, bounded by the chat's size
-        # (the window below). SQLite has no statistics and would guess; there, given the
-        # caller's count, a covering count of the chat's index entries (~0.04 µs each, no
-        # row lookups) is predictable, and skipped altogether when the writer's mark proves
-        # nothing else wrote since its last count.
+        # (createdAt index). PostgreSQL counts a short chat's own rows (chatId index only,
+        # see chat_rows below) and reads a long chat's newest rows first, bounded by the
+        # chat's size (the window below). SQLite has no statistics and would guess; there,
+        # given the caller's count, a covering count of the chat's index entries (~0.04 µs
+        # each, no row lookups) is predictable, and skipped altogether when the writer's mark
+        # proves nothing else wrote since its last count.
         by_count = known is not None and self._d.count_by_known
         whole_chat = by_count or after is None
         # Read the newest rows first (below) only where the chat's count would read many.
