@@ -14,6 +14,7 @@ store, the store itself, a deletion from another process.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -224,19 +225,32 @@ async def _rows_read_by_begin(url: str, store: Any, chat: Any) -> int:
 async def _reads_by_begin(url: str, store: Any, chat: Any) -> tuple[int, int]:
     """(LlmMessage rows, entries of its indexes) read by the statement that begins `chat`'s
     next turn, generic plan."""
+
+    def begins(sql: str) -> bool:
+        return sql.startswith('INSERT INTO "LlmMessage"')
+
+    return await _reads_of(url, store, chat.ask("the measured turn"), begins)
+
+
+async def _reads_of(
+    url: str, store: Any, action: Any, measured: Callable[[str], bool]
+) -> tuple[int, int]:
+    """(LlmMessage rows, entries of its indexes) read by the one statement `measured` picks
+    of those awaiting `action` sends on the store's connections, replayed as sent under a
+    generic plan, then rolled back. An INSERT's own rows are deleted first, so it can run."""
     import asyncpg
 
     sent: list[tuple[str, tuple[Any, ...]]] = []
 
     def log(query: Any) -> None:
-        if query.query.startswith('INSERT INTO "LlmMessage"'):
+        if measured(query.query):
             sent.append((query.query, tuple(query.args)))
 
     logged = [lease._driver for lease in store._s.pool._idle]
     for driver in logged:
         driver.add_query_logger(log)
     try:
-        await chat.ask("the measured turn")
+        await action
     finally:
         for driver in logged:
             driver.remove_query_logger(log)
@@ -246,9 +260,9 @@ async def _reads_by_begin(url: str, store: Any, chat: Any) -> tuple[int, int]:
     await raw.set_builtin_type_codec("timestamp", schema="pg_catalog", codec_name="timestamptz")
     try:
         async with raw.transaction():
-            # The turn's own rows are there now: take them out so it can be replayed.
-            strings = [a for a in args if isinstance(a, str)]
-            await raw.execute('DELETE FROM "LlmMessage" WHERE id = ANY($1::text[])', strings)
+            if query.startswith("INSERT"):
+                strings = [a for a in args if isinstance(a, str)]
+                await raw.execute('DELETE FROM "LlmMessage" WHERE id = ANY($1::text[])', strings)
             await raw.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             read = (
                 "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) "
@@ -260,7 +274,7 @@ async def _reads_by_begin(url: str, store: Any, chat: Any) -> tuple[int, int]:
             )
             before = await raw.fetchval(read), await raw.fetchval(entries)
             statement = await raw.prepare(query)
-            assert len(await statement.fetch(*args)) == 2
+            await statement.fetch(*args)
             after = await raw.fetchval(read), await raw.fetchval(entries)
             raise _RolledBack
     except _RolledBack:
@@ -318,6 +332,45 @@ async def test_a_turns_postgresql_count_skips_other_chats_recent_rows() -> None:
         assert rows <= 50 and entries <= 50, (rows, entries)
     finally:
         await store.close()
+        await drop_database(url)
+
+
+@pytest.mark.backend("sql-postgresql")
+async def test_a_turn_catching_up_on_postgresql_reads_its_chats_rows_only() -> None:
+    """A chat another store wrote to reads what it missed (every row after its cursor) from
+    its own rows, on a busy database too: not through the createdAt index's range from the
+    cursor, which holds every chat's rows of the late window."""
+    url = await create_database(postgres_server(), prefix="longchat")
+    mine, theirs = await connect(url), await connect(url)
+    try:
+        fake = FakeProvider()
+        llm = create_llm(provider=fake)
+        recent = datetime.now(UTC) - timedelta(seconds=30)
+        for _ in range(20):  # 20,000 rows of other chats, inside the chat's late window
+            other = await create_chat(mine, llm)
+            await _seed(mine, other.id, 1_000, at=recent)
+        chat = await create_chat(mine, llm)
+        for i in range(20):
+            await chat.ask(f"turn {i}")
+        elsewhere = await load_chat(theirs, create_llm(provider=FakeProvider()), chat.id)
+        assert elsewhere is not None
+        await elsewhere.ask("from the other store")
+
+        def reads_messages(sql: str) -> bool:
+            return sql.startswith("SELECT") and 'FROM "LlmMessage"' in sql
+
+        rows, entries = await _reads_of(url, mine, chat.ask("caught up"), reads_messages)
+        # The chat holds 44 rows: each read once from its index and once from the table.
+        assert rows <= 50 and entries <= 50, (rows, entries)
+        sent = [m.content for m in fake.requests[-1].messages]
+        assert sent[-3:] == [
+            "from the other store",
+            "(fake) You said: from the other store",
+            "caught up",
+        ]
+    finally:
+        await mine.close()
+        await theirs.close()
         await drop_database(url)
 
 

@@ -892,15 +892,21 @@ class SqlStore:
         limit: int | None,
     ) -> tuple[_Sql, dict[str, Any]]:
         """A chat's rows of `t` in (createdAt, id) order, after the cursor, at most `limit`."""
-        key = self._order_key(t.c.createdAt)
         params: dict[str, Any] = {"chat": chat_id}
 
         def build() -> ClauseElement:
             q = select(*[t.c[f] for f in fields]).where(t.c.chatId == bindparam("chat"))
+            src: Any = t
+            if after is not None and limit is None:
+                # Every row after the cursor (a turn catching up on another writer's): from
+                # the chat's rows, as begin_turn's count, and for the same reason (see
+                # chat_rows there). A page (`limit`) may walk createdAt order and stop early.
+                src = self._d.kept_apart(q).subquery("chat_rows")
+                q = select(*[src.c[f] for f in fields])
             if after is not None:
                 at = bindparam("at", type_=t.c.createdAt.type)
-                q = q.where(self._after(t, at, bindparam("after_id")))
-            q = q.order_by(key, t.c.id)
+                q = q.where(self._after(src, at, bindparam("after_id")))
+            q = q.order_by(self._order_key(src.c.createdAt), src.c.id)
             if limit is None:
                 return q
             # An explicit offset: SQLite renders `LIMIT ? OFFSET ?` and would invent a parameter.
