@@ -5,7 +5,8 @@
 - a call cancelled at each of its await points in turn: the store stays healthy, the next call
   works, no connection leaks (the pool's figures and pg_stat_activity agree);
 - 50 chats x 20 turns at once with default settings: no error, every row there, the number of
-  connections never above pool_size + max_overflow, and an idle store keeps only pool_size;
+  connections never above pool_size + max_overflow, and an idle store keeps only pool_size
+  once its overflow has sat idle OVERFLOW_IDLE_S (a burst that comes back sooner finds it);
 - drivers the store cannot drive are refused at connect, naming the driver.
 """
 
@@ -28,7 +29,7 @@ from sqlalchemy.engine import make_url
 
 from nodellm_orm import TableNames, Tool, connect, create_chat, create_llm
 from nodellm_orm.orm.history import PLACEHOLDER_RAW
-from nodellm_orm.stores import StoreError
+from nodellm_orm.stores import StoreError, connection
 from nodellm_orm.stores.sql import SqlStore
 from nodellm_orm.testing import FakeProvider
 from tests.conftest import postgres_server, sql_dialects, unavailable
@@ -319,8 +320,31 @@ async def _chats_at_once(store: SqlStore, chats: int, turns: int) -> list[str]:
     return [c.id for c in created]
 
 
+async def overflow_closed(store: SqlStore) -> None:
+    """Wait (up to 5 s) until the pool keeps no more than its size open."""
+    pool = store._s.pool
+    for _ in range(500):
+        if pool.open_count <= pool.size and not pool._tasks:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{pool.open_count} connections still open, pool size {pool.size}")
+
+
+async def backend_pids(url: str) -> set[int]:
+    dsn, name = _admin_dsn(url)
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", name)
+        return {r["pid"] for r in rows}
+    finally:
+        await conn.close()
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_fifty_chats_twenty_turns_at_once(dialect: str, tmp_path: Path) -> None:
+async def test_fifty_chats_twenty_turns_at_once(
+    dialect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection, "OVERFLOW_IDLE_S", 0.3)
     async with database(dialect, tmp_path) as url:
         store = await connect(url)  # default settings
         stop, seen = asyncio.Event(), []
@@ -350,8 +374,9 @@ async def test_fifty_chats_twenty_turns_at_once(dialect: str, tmp_path: Path) ->
                 assert len(await bound.list_requests(chat_id)) == 20
             assert max(opened) <= pool.limit == (15 if dialect == "postgresql" else 1)
             await settled(store)
-            # Idle: nothing checked out, at most pool_size connections kept open.
-            assert pool.in_use == 0 and pool.open_count <= pool.size
+            # Idle: nothing checked out; once the overflow sat idle, pool_size kept open.
+            assert pool.in_use == 0
+            await overflow_closed(store)
             if dialect == "postgresql":
                 # The client-side bound above is exact. The server may still list, for a
                 # moment, a backend whose connection the pool has already closed (it exits
@@ -363,7 +388,10 @@ async def test_fifty_chats_twenty_turns_at_once(dialect: str, tmp_path: Path) ->
             await store.close()
 
 
-async def test_pool_bound_is_respected_and_callers_wait(tmp_path: Path) -> None:
+async def test_pool_bound_is_respected_and_callers_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection, "OVERFLOW_IDLE_S", 0.3)
     async with database("postgresql", tmp_path) as url:
         store = await connect(url, pool_size=2, max_overflow=1)
         stop, seen = asyncio.Event(), []
@@ -379,6 +407,27 @@ async def test_pool_bound_is_respected_and_callers_wait(tmp_path: Path) -> None:
             stop.set()
             await store.close()
         assert await pg_connections(url, at_most=0) == 0
+
+
+async def test_a_burst_that_comes_back_soon_finds_its_overflow_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connections a burst opened beyond pool_size stay while idle for OVERFLOW_IDLE_S:
+    the next burst within it runs on the same server processes, none opened anew; then
+    they close, and pool_size stay."""
+    monkeypatch.setattr(connection, "OVERFLOW_IDLE_S", 2.0)
+    async with database("postgresql", tmp_path) as url:
+        store = await connect(url)  # 5 + 10
+        try:
+            await _chats_at_once(store, 50, 3)
+            first = await backend_pids(url)
+            assert len(first) > store._s.pool.size  # the burst used its overflow
+            await _chats_at_once(store, 50, 3)
+            assert await backend_pids(url) == first
+            await overflow_closed(store)
+            assert await pg_connections(url, at_most=5) <= 5
+        finally:
+            await store.close()
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

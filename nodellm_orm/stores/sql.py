@@ -1253,7 +1253,8 @@ async def connect(
 
     Connections: on PostgreSQL at most `pool_size` (default 5) + `max_overflow` (default 10)
     are open at once; more concurrent calls wait their turn, without a timeout. `pool_size`
-    stay open when idle, overflow ones close as soon as nobody waits. On SQLite the store runs
+    stay open when idle, overflow ones close after 10 s idle (a burst of work that comes back
+    sooner finds them open, not new server processes to start). On SQLite the store runs
     on one connection (pool_size 1, max_overflow 0; other values are refused). A call that is
     cancelled or loses its connection never poisons the store (see `connection.py`).
     `engine_kwargs` go to SQLAlchemy's create_async_engine. `table_names` says which tables
