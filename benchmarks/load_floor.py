@@ -59,9 +59,10 @@ async def measure(cases: dict[str, Timed], rounds: int) -> dict[str, tuple[float
         for name, fn in cases.items():
             gc.collect()
             t, c = time.perf_counter(), time.process_time()
-            await fn()
+            result = await fn()
             wall[name].append(time.perf_counter() - t)
             cpu[name].append(time.process_time() - c)
+            del result  # freeing the rows or records is not the load's time
     return {n: (statistics.median(wall[n]) * 1000, statistics.median(cpu[n]) * 1000) for n in cases}
 
 
@@ -92,15 +93,17 @@ async def floor(
         chat_id = await seed_messages(store, llm, count)
         text, args = await store_select(store, chat_id)
 
-        async def orm() -> None:
+        async def orm() -> Any:
             chat = await load_chat(store, llm, chat_id)
             assert chat is not None
-            assert len(await chat.messages()) == count
+            rows = await chat.messages()
+            assert len(rows) == count
+            return chat, rows
 
-        async def allocate() -> None:
+        async def allocate() -> Any:
             # The least any list of records costs: one empty object per row, nothing set.
             new = object.__new__
-            assert len([new(MessageRecord) for _ in range(count)]) == count
+            return [new(MessageRecord) for _ in range(count)]
 
         cases: dict[str, Timed] = {
             "load_chat + messages() (nodellm-orm)": orm,
@@ -111,11 +114,15 @@ async def floor(
             raw = sqlite3.connect(url.removeprefix("sqlite:///"))
             unordered = text.split(" ORDER BY ")[0]
 
-            async def bare() -> None:
-                assert len(raw.execute(text, args).fetchall()) == count
+            async def bare() -> Any:
+                rows = raw.execute(text, args).fetchall()
+                assert len(rows) == count
+                return rows
 
-            async def bare_unordered() -> None:
-                assert len(raw.execute(unordered, args).fetchall()) == count
+            async def bare_unordered() -> Any:
+                rows = raw.execute(unordered, args).fetchall()
+                assert len(rows) == count
+                return rows
 
             cases["the same SELECT, sqlite3 fetchall() alone"] = bare
             cases["the same SELECT without ORDER BY, sqlite3 alone"] = bare_unordered
@@ -127,8 +134,10 @@ async def floor(
                 "timestamp", schema="pg_catalog", codec_name="timestamptz"
             )
 
-            async def bare_pg() -> None:
-                assert len(await conn.fetch(text, *args)) == count
+            async def bare_pg() -> Any:
+                rows = await conn.fetch(text, *args)
+                assert len(rows) == count
+                return rows
 
             cases["the same SELECT, asyncpg fetch() alone"] = bare_pg
             plan = await conn.fetch(f"EXPLAIN (ANALYZE, FORMAT JSON) {text}", *args)
