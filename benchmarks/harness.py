@@ -118,3 +118,14 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
             raise argparse.ArgumentTypeError(f"{part!r} is not CHATSxTURNS, e.g. 50x20")
         shapes.append((int(chats), int(turns)))
     return shapes
+
+
+def postgres_or_exit() -> str:
+    """The test PostgreSQL server's URL (NODELLM_TEST_PG_URL, else a throwaway cluster), or
+    exit saying there is none."""
+    from tests.support.postgres import postgres_url
+
+    server = postgres_url()
+    if not server:
+        raise SystemExit("no PostgreSQL server (set NODELLM_TEST_PG_URL)")
+    return server

@@ -26,9 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness import parse_shapes, postgres_or_exit  # noqa: E402
+
 from nodellm_orm import connect, create_chat, create_llm  # noqa: E402
 from nodellm_orm.testing import FakeProvider  # noqa: E402
-from tests.support.postgres import create_database, drop_database, postgres_url  # noqa: E402
+from tests.support.postgres import create_database, drop_database  # noqa: E402
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -68,13 +70,11 @@ async def burst(store: object, chats: int, turns: int) -> tuple[float, float, fl
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--shape", default="50x20")
+    parser.add_argument("--shape", type=parse_shapes, default=parse_shapes("50x20"))
     parser.add_argument("--pools", default="5+10,5+0,15+0")
     args = parser.parse_args()
-    chats, turns = map(int, args.shape.split("x"))
-    server = postgres_url()
-    if not server:
-        sys.exit("no PostgreSQL server (set NODELLM_TEST_PG_URL)")
+    ((chats, turns),) = args.shape
+    server = postgres_or_exit()
     url = await create_database(server)
     try:
         for pool in args.pools.split(","):

@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import run_concurrent  # noqa: E402
+from harness import parse_shapes, postgres_or_exit, run_concurrent  # noqa: E402
 
 from nodellm_orm import connect, create_chat, create_llm  # noqa: E402
 from nodellm_orm.testing import FakeProvider  # noqa: E402
-from tests.support.postgres import create_database, drop_database, postgres_url  # noqa: E402
+from tests.support.postgres import create_database, drop_database  # noqa: E402
 
 STATS = """
 SELECT queryid, regexp_replace(query, '\\s+', ' ', 'g') AS query, calls, total_exec_time,
@@ -40,13 +40,11 @@ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--bursts", type=int, default=12)
-    parser.add_argument("--shape", default="50x20")
+    parser.add_argument("--shape", type=parse_shapes, default=parse_shapes("50x20"))
     parser.add_argument("--top", type=int, default=4, help="statements shown per burst")
     args = parser.parse_args()
-    chats, turns = map(int, args.shape.split("x"))
-    server = postgres_url()
-    if not server:
-        sys.exit("no PostgreSQL server (set NODELLM_TEST_PG_URL)")
+    ((chats, turns),) = args.shape
+    server = postgres_or_exit()
     import asyncpg
 
     url = await create_database(server)

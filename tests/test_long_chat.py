@@ -46,6 +46,13 @@ async def _seed(store: Any, chat_id: str, messages: int, at: datetime | None = N
         await store.insert_messages(rows[i : i + 500])
 
 
+def assert_caught_up(fake: FakeProvider, theirs: str, mine: str) -> None:
+    """The chat's last request ends with another writer's turn (`theirs` and its answer),
+    then the chat's own question `mine`."""
+    sent = [m.content for m in fake.requests[-1].messages]
+    assert sent[-3:] == [theirs, f"(fake) You said: {theirs}", mine]
+
+
 async def _instructions_per_turn(store: Any, chat: Any, turns: int) -> float:
     """SQLite instructions the chat's turns execute, per turn (on the store's connection)."""
     lease = await store._s.pool.acquire()
@@ -103,12 +110,7 @@ async def test_another_connections_turn_reaches_the_next_request(tmp_path: Path)
         assert other is not None
         await other.ask("from the other connection")
         await chat.ask("three")
-        sent = [m.content for m in fake.requests[-1].messages]
-        assert sent[-3:] == [
-            "from the other connection",
-            "(fake) You said: from the other connection",
-            "three",
-        ]
+        assert_caught_up(fake, "from the other connection", "three")
     finally:
         await mine.close()
         await theirs.close()
@@ -309,6 +311,19 @@ async def test_a_turns_postgresql_reads_do_not_grow_with_the_chat() -> None:
         await drop_database(url)
 
 
+async def _chat_on_a_busy_database(store: Any, llm: Any) -> Any:
+    """A chat of 20 turns (40 rows) among 20,000 rows other chats wrote 30 s ago: inside the
+    chat's late window, so its cursor is older than all of them."""
+    recent = datetime.now(UTC) - timedelta(seconds=30)
+    for _ in range(20):
+        other = await create_chat(store, llm)
+        await _seed(store, other.id, 1_000, at=recent)
+    chat = await create_chat(store, llm)
+    for i in range(20):
+        await chat.ask(f"turn {i}")
+    return chat
+
+
 @pytest.mark.backend("sql-postgresql")
 async def test_a_turns_postgresql_count_skips_other_chats_recent_rows() -> None:
     """On a busy database a short chat's turn reads its own rows, not everyone's: its count
@@ -319,14 +334,7 @@ async def test_a_turns_postgresql_count_skips_other_chats_recent_rows() -> None:
     url = await create_database(postgres_server(), prefix="longchat")
     store = await connect(url)
     try:
-        llm = create_llm(provider=FakeProvider())
-        recent = datetime.now(UTC) - timedelta(seconds=30)
-        for _ in range(20):  # 20,000 rows of other chats, inside the chat's late window
-            other = await create_chat(store, llm)
-            await _seed(store, other.id, 1_000, at=recent)
-        chat = await create_chat(store, llm)
-        for i in range(20):
-            await chat.ask(f"turn {i}")
+        chat = await _chat_on_a_busy_database(store, create_llm(provider=FakeProvider()))
         rows, entries = await _reads_by_begin(url, store, chat)
         # The chat holds 40 rows: each read once from its index and once from the table.
         assert rows <= 50 and entries <= 50, (rows, entries)
@@ -344,14 +352,7 @@ async def test_a_turn_catching_up_on_postgresql_reads_its_chats_rows_only() -> N
     mine, theirs = await connect(url), await connect(url)
     try:
         fake = FakeProvider()
-        llm = create_llm(provider=fake)
-        recent = datetime.now(UTC) - timedelta(seconds=30)
-        for _ in range(20):  # 20,000 rows of other chats, inside the chat's late window
-            other = await create_chat(mine, llm)
-            await _seed(mine, other.id, 1_000, at=recent)
-        chat = await create_chat(mine, llm)
-        for i in range(20):
-            await chat.ask(f"turn {i}")
+        chat = await _chat_on_a_busy_database(mine, create_llm(provider=fake))
         elsewhere = await load_chat(theirs, create_llm(provider=FakeProvider()), chat.id)
         assert elsewhere is not None
         await elsewhere.ask("from the other store")
@@ -362,12 +363,7 @@ async def test_a_turn_catching_up_on_postgresql_reads_its_chats_rows_only() -> N
         rows, entries = await _reads_of(url, mine, chat.ask("caught up"), reads_messages)
         # The chat holds 44 rows: each read once from its index and once from the table.
         assert rows <= 50 and entries <= 50, (rows, entries)
-        sent = [m.content for m in fake.requests[-1].messages]
-        assert sent[-3:] == [
-            "from the other store",
-            "(fake) You said: from the other store",
-            "caught up",
-        ]
+        assert_caught_up(fake, "from the other store", "caught up")
     finally:
         await mine.close()
         await theirs.close()
