@@ -764,7 +764,7 @@ class SqlStore:
                 # the statistics say. Given both at once on a table not yet analysed,
                 # PostgreSQL's generic plan also range-scanned the createdAt index from the
                 # cursor, and that range holds every chat's rows of the late window, not this
-                # chat's (50 x 20 turns at once slowed from 2,500 to 1,500 turns/s as the
+                # chat's (50 x 20 turns at once slowed from 2,300 to 1,500 turns/s as the
                 # table reached 20,000 rows).
                 chat_rows = self._d.kept_apart(
                     select(prev.c.createdAt, prev.c.id).where(
