@@ -50,7 +50,7 @@ from sqlalchemy.exc import DBAPIError
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import RunStats, ms, parse_shapes, run_concurrent, sequential  # noqa: E402
+from harness import RunStats, Turn, ms, parse_shapes, run_concurrent, sequential  # noqa: E402
 
 from nodellm_orm import LLM, Tool, connect, create_chat, create_llm, load_chat  # noqa: E402
 from nodellm_orm.orm.ids import new_id, utc_now  # noqa: E402
@@ -238,13 +238,18 @@ async def stream_times(db: Any, runs: int) -> tuple[list[float], list[float]]:
     return core_times, orm_times
 
 
-async def concurrent_turns(db: Any, llm: LLM, chats: int, turns: int, deadline: float) -> RunStats:
-    """`chats` chats on one store, each asking `turns` times in a row, all at once."""
-    conversations = []
+async def new_conversations(db: Any, llm: LLM, chats: int) -> list[Turn]:
+    """`chats` new chats on one store, each as a conversation asking question i at turn i."""
+    conversations: list[Turn] = []
     for _ in range(chats):
         chat = await create_chat(db, llm)
         conversations.append(lambda i, chat=chat: chat.ask(f"question {i}"))
-    return await run_concurrent(conversations, turns, deadline)
+    return conversations
+
+
+async def concurrent_turns(db: Any, llm: LLM, chats: int, turns: int, deadline: float) -> RunStats:
+    """`chats` chats on one store, each asking `turns` times in a row, all at once."""
+    return await run_concurrent(await new_conversations(db, llm, chats), turns, deadline)
 
 
 def ratio(values: list[float], late: slice, early: slice) -> float:

@@ -120,6 +120,14 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
     return shapes
 
 
+def one_shape(text: str) -> tuple[int, int]:
+    """One CHATSxTURNS, for a script that runs a single shape: "50x20" -> (50, 20)."""
+    shapes = parse_shapes(text)
+    if len(shapes) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one CHATSxTURNS, e.g. 50x20")
+    return shapes[0]
+
+
 def postgres_or_exit() -> str:
     """The test PostgreSQL server's URL (NODELLM_TEST_PG_URL, else a throwaway cluster), or
     exit saying there is none."""

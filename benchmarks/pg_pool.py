@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import parse_shapes, postgres_or_exit  # noqa: E402
+from harness import one_shape, postgres_or_exit  # noqa: E402
 
 from nodellm_orm import connect, create_chat, create_llm  # noqa: E402
 from nodellm_orm.testing import FakeProvider  # noqa: E402
@@ -70,10 +70,10 @@ async def burst(store: object, chats: int, turns: int) -> tuple[float, float, fl
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--shape", type=parse_shapes, default=parse_shapes("50x20"))
+    parser.add_argument("--shape", type=one_shape, default=one_shape("50x20"))
     parser.add_argument("--pools", default="5+10,5+0,15+0")
     args = parser.parse_args()
-    ((chats, turns),) = args.shape
+    chats, turns = args.shape
     server = postgres_or_exit()
     url = await create_database(server)
     try:

@@ -23,9 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import parse_shapes, postgres_or_exit, run_concurrent  # noqa: E402
+from bench import concurrent_turns  # noqa: E402
+from harness import one_shape, postgres_or_exit  # noqa: E402
 
-from nodellm_orm import connect, create_chat, create_llm  # noqa: E402
+from nodellm_orm import connect, create_llm  # noqa: E402
 from nodellm_orm.testing import FakeProvider  # noqa: E402
 from tests.support.postgres import create_database, drop_database  # noqa: E402
 
@@ -34,16 +35,17 @@ SELECT queryid, regexp_replace(query, '\\s+', ' ', 'g') AS query, calls, total_e
        shared_blks_hit + shared_blks_read AS blocks
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND query NOT LIKE '%pg_stat_statements%'
 """
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--bursts", type=int, default=12)
-    parser.add_argument("--shape", type=parse_shapes, default=parse_shapes("50x20"))
+    parser.add_argument("--shape", type=one_shape, default=one_shape("50x20"))
     parser.add_argument("--top", type=int, default=4, help="statements shown per burst")
     args = parser.parse_args()
-    ((chats, turns),) = args.shape
+    chats, turns = args.shape
     server = postgres_or_exit()
     import asyncpg
 
@@ -59,11 +61,7 @@ async def main() -> None:
         llm = create_llm(provider=FakeProvider())
         seen: dict[int, tuple[int, float, int]] = {}
         for burst in range(args.bursts):
-            conversations = []
-            for _ in range(chats):
-                chat = await create_chat(store, llm)
-                conversations.append(lambda i, chat=chat: chat.ask(f"question {i}"))
-            stats = await run_concurrent(conversations, turns, deadline=60)
+            stats = await concurrent_turns(store, llm, chats, turns, deadline=60)
             print(f"burst {burst + 1}: {stats.summary()}")
             now = {r["queryid"]: r for r in await raw.fetch(STATS)}
             deltas = []

@@ -53,7 +53,7 @@ import turn_floor  # noqa: E402
 from compare import import_ms  # noqa: E402
 from harness import ms, run_concurrent  # noqa: E402
 
-from nodellm_orm import connect, create_chat, create_llm  # noqa: E402
+from nodellm_orm import connect, create_llm  # noqa: E402
 from nodellm_orm.testing import FakeProvider  # noqa: E402
 
 TURNS = 200
@@ -112,10 +112,7 @@ async def pg_bursts(url: str, rounds: int) -> list[tuple[float, float, float, fl
     out = []
     try:
         for round_no in range(rounds + 1):
-            conversations = []
-            for _ in range(chats):
-                chat = await create_chat(store, llm)
-                conversations.append(lambda i, chat=chat: chat.ask(f"question {i}"))
+            conversations = await bench.new_conversations(store, llm, chats)
             server, cpu = server_cpu(), time.process_time()
             stats = await run_concurrent(conversations, turns, deadline=60)
             n = max(stats.done, 1)
