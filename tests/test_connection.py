@@ -430,6 +430,49 @@ async def test_a_burst_that_comes_back_soon_finds_its_overflow_open(
             await store.close()
 
 
+async def test_overflow_kept_idle_that_the_server_dropped_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every connection the pool keeps idle, its overflow too, killed on the server between
+    two bursts (a restart, an idle timeout): the next burst loses no turn, every row is
+    there, and each chat's next request carries its whole history. (PostgreSQL only: SQLite
+    runs on one connection and has no overflow.)"""
+    monkeypatch.setattr(connection, "OVERFLOW_IDLE_S", 30.0)
+    async with database("postgresql", tmp_path) as url:
+        store = await connect(url)  # 5 + 10
+        try:
+            fake = FakeProvider()
+            llm = create_llm(provider=fake)
+            chats = [await create_chat(store, llm) for _ in range(50)]
+
+            async def turns(chat: Any, words: list[str]) -> None:
+                for word in words:
+                    await chat.ask(word)
+
+            await asyncio.gather(*(turns(c, ["one", "two"]) for c in chats))
+            assert store._s.pool.idle_count > store._s.pool.size  # overflow kept idle
+            assert await terminate_backends(url) == store._s.pool.idle_count
+            await asyncio.gather(*(turns(c, ["three"]) for c in chats))
+            bound = await store.bind(TableNames())
+            for chat in chats:
+                rows = await bound.list_messages(chat.id)
+                assert [r.content for r in rows if r.role == "user"] == ["one", "two", "three"]
+                assert all(r.content for r in rows if r.role == "assistant")
+            await chats[0].ask("four")
+            sent = [m.content for m in fake.requests[-1].messages]
+            assert sent == [
+                "one",
+                "(fake) You said: one",
+                "two",
+                "(fake) You said: two",
+                "three",
+                "(fake) You said: three",
+                "four",
+            ]
+        finally:
+            await store.close()
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_pool_settings_are_checked(dialect: str, tmp_path: Path) -> None:
     async with database(dialect, tmp_path) as url:
