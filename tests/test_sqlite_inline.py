@@ -123,12 +123,28 @@ async def test_a_database_moved_while_open_is_checkpointed_by_its_writer(tmp_pat
     # checkpoint a renamed database's log when it closes, with or without this library.)
 
 
+@pytest.mark.parametrize(
+    "side_delay",
+    [
+        pytest.param(0.0, id="side-checkpoints-keep-up"),
+        # Slower than an interval of writes (a busy disk's syncs): seen in a full suite run.
+        pytest.param(0.05, id="side-checkpoints-lag"),
+    ],
+)
 async def test_the_wal_stays_bounded_while_writes_never_pause(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, side_delay: float
 ) -> None:
     # Smaller than the defaults, so that a few hundred turns pass the bound several times.
     monkeypatch.setattr(connection, "CHECKPOINT_EVERY", 20)
     monkeypatch.setattr(connection, "WAL_FRAMES_MAX", 200)
+    checkpoint = connection._sqlite_checkpoint
+
+    def slow_on_the_side(raw: sqlite3.Connection) -> tuple[bool, int]:
+        if threading.current_thread().name.startswith("nodellm-wal"):
+            threading.Event().wait(side_delay)
+        return checkpoint(raw)
+
+    monkeypatch.setattr(connection, "_sqlite_checkpoint", slow_on_the_side)
     path = tmp_path / "x.db"
     store = await connect(f"sqlite:///{path}")
     wal = Path(f"{path}-wal")

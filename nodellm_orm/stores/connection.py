@@ -197,8 +197,10 @@ class _WalCheckpointer:
     A checkpoint from another connection copies what was committed when it began while the
     writer goes on committing; but the log restarts from its start only when a write begins
     with every frame copied, which does not happen while writes never pause. So once the log
-    it last saw holds WAL_FRAMES_MAX frames, the writer checkpoints on its own connection,
-    between its writes (with little left to copy), and its next write restarts the log.
+    it last saw holds WAL_FRAMES_MAX frames, or when it is still copying as the next
+    interval of writes ends (a slow disk: what it saw is stale by then), the writer
+    checkpoints on its own connection, between its writes (with little left to copy), and its
+    next write restarts the log.
     """
 
     def __init__(self, path: str) -> None:
@@ -210,10 +212,13 @@ class _WalCheckpointer:
         self.frames = 0
         self.failed = False
 
+    @property
+    def running(self) -> bool:
+        return self._running is not None and not self._running.done()
+
     def start(self) -> None:
-        """Begin a checkpoint unless one is running."""
-        if self._running is None or self._running.done():
-            self._running = self._thread.submit(self._checkpoint)
+        """Begin a checkpoint (none is running: the writer checks `running` first)."""
+        self._running = self._thread.submit(self._checkpoint)
 
     def _checkpoint(self) -> None:
         try:
@@ -235,8 +240,9 @@ class _WalCheckpointer:
 
     async def wait(self) -> None:
         """Until the running checkpoint, if any, is over (one runs at a time anyway)."""
-        if self._running is not None and not self._running.done():
-            await asyncio.wrap_future(self._running)
+        running = self._running
+        if running is not None and not running.done():
+            await asyncio.wrap_future(running)
 
     async def close(self) -> None:
         await self.wait()
@@ -379,7 +385,8 @@ class SqliteLease:
     def _checkpoint_due(self, changes: int, n: int) -> bool:
         """Count `n` writes if the connection's change counter moved since `changes`; every
         CHECKPOINT_EVERY writes, start a checkpoint on the side connection, or say that this
-        one must checkpoint (no side connection, or the log past WAL_FRAMES_MAX). Not a
+        one must checkpoint (no side connection, the side still copying, or the log past
+        WAL_FRAMES_MAX). Not a
         coroutine: most operations need no await for it."""
         if self._raw.total_changes == changes:
             return False
@@ -388,7 +395,9 @@ class SqliteLease:
             return False
         self._writes = 0
         side = self._side
-        if side is None or side.failed or side.frames >= WAL_FRAMES_MAX:
+        # Still copying since the last interval: the log it saw is stale and the writes go
+        # on growing it, so this one checkpoints (after it) and the log restarts.
+        if side is None or side.failed or side.running or side.frames >= WAL_FRAMES_MAX:
             return True
         side.start()
         return False
